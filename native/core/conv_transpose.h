@@ -1,0 +1,40 @@
+// Public interface of the plain-C++ core: no Node here, so it can be tested and fuzzed on its own.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace convt {
+
+// Every integer of one 2-D transposed convolution, PyTorch semantics, NCHW, batch explicit (N >= 0).
+// Weight layout (Cin, Cout/groups, kH, kW); output (N, Cout, Hout, Wout).
+struct Problem {
+  int64_t N, Cin, H, W, Cout, kH, kW, sH, sW, pH, pW, dH, dW, groups, Hout, Wout;
+};
+
+// Defensive re-check of what the TypeScript layer validated (positive sizes, divisibility, Hout/Wout within
+// the range the formula allows for some legal output padding, element counts that fit in memory).
+// Returns an empty string when the problem is consistent, else a description.
+std::string check(const Problem& p);
+
+// Element counts of the three tensors of p (already checked, so no overflow).
+int64_t input_elements(const Problem& p);
+int64_t weight_elements(const Problem& p);
+int64_t output_elements(const Problem& p);
+
+// y = conv_transpose2d(x, w, bias). bias may be nullptr. y is fully overwritten (no need to zero it).
+// At most `threads` threads work, the caller's included; the result's bytes do not depend on `threads`.
+// Safe to call from several threads at once.
+void conv_transpose2d(const Problem& p, const float* x, const float* w, const float* bias, float* y, int threads);
+void conv_transpose2d(const Problem& p, const double* x, const double* w, const double* bias, double* y, int threads);
+
+// Instruction sets the kernels can use on this CPU and build, best first (e.g. {"avx512","avx2","sse2"}).
+std::vector<std::string> available_isas();
+// The one in use (the best available unless set_isa chose another).
+std::string active_isa();
+// Chooses the kernels' instruction set for all later calls; false if `isa` is not available.
+bool set_isa(const std::string& isa);
+
+}  // namespace convt
