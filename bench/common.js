@@ -1,0 +1,164 @@
+'use strict';
+// Shared helpers of the benchmark: shape arithmetic, seeded data, error measure, timing loops.
+
+/** Output spatial size of a PyTorch conv_transpose2d along one dimension. */
+function outSize(n, k, s, p, op, d) {
+  return (n - 1) * s - 2 * p + d * (k - 1) + op + 1;
+}
+
+/** Resolved integers of one suite entry (shapes.json), plus the derived shapes and FLOP count. */
+function describe(shape) {
+  const [kH, kW] = shape.k;
+  const [sH, sW] = shape.s;
+  const [pH, pW] = shape.p;
+  const [opH, opW] = shape.op;
+  const [dH, dW] = shape.d;
+  const { N, Cin, Cout, H, W, groups } = shape;
+  const Hout = outSize(H, kH, sH, pH, opH, dH);
+  const Wout = outSize(W, kW, sW, pW, opW, dW);
+  const flop = 2 * N * Cin * H * W * (Cout / groups) * kH * kW;
+  return {
+    ...shape, kH, kW, sH, sW, pH, pW, opH, opW, dH, dW, Hout, Wout,
+    inputShape: [N, Cin, H, W],
+    weightShape: [Cin, Cout / groups, kH, kW],
+    outputShape: [N, Cout, Hout, Wout],
+    inputLength: N * Cin * H * W,
+    weightLength: Cin * (Cout / groups) * kH * kW,
+    outputLength: N * Cout * Hout * Wout,
+    flop,
+    gflop: flop / 1e9,
+  };
+}
+
+/** mulberry32: a small, fast, seedable 32-bit generator; returns floats in [0, 1). */
+function rng(seed) {
+  let a = seed >>> 0;
+  return function next() {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+function seedOf(id) {
+  let h = 2166136261;
+  for (const ch of id) h = Math.imul(h ^ ch.charCodeAt(0), 16777619) >>> 0;
+  return h;
+}
+
+/**
+ * Seeded input/weight/bias for one shape (float32; the same arrays feed every implementation).
+ * Input ~ U(-1, 1); weight and bias ~ U(-b, b) with PyTorch's bound b = 1/sqrt(fan_in), fan_in = (Cout/groups)*kH*kW.
+ */
+function makeData(sh) {
+  const r = rng(seedOf(sh.id));
+  const x = new Float32Array(sh.inputLength);
+  for (let i = 0; i < x.length; i++) x[i] = 2 * r() - 1;
+  const bound = 1 / Math.sqrt((sh.Cout / sh.groups) * sh.kH * sh.kW);
+  const w = new Float32Array(sh.weightLength);
+  for (let i = 0; i < w.length; i++) w[i] = (2 * r() - 1) * bound;
+  const b = new Float32Array(sh.Cout);
+  for (let i = 0; i < b.length; i++) b[i] = (2 * r() - 1) * bound;
+  return { x, w, b };
+}
+
+/** Max absolute difference divided by the reference's max magnitude (a norm-wise relative error). */
+function relErr(a, ref) {
+  if (a.length !== ref.length) return Infinity;
+  let maxDiff = 0;
+  let maxRef = 0;
+  for (let i = 0; i < ref.length; i++) {
+    const d = Math.abs(a[i] - ref[i]);
+    if (!(d <= maxDiff)) maxDiff = d; // NaN propagates as a difference
+    const m = Math.abs(ref[i]);
+    if (m > maxRef) maxRef = m;
+  }
+  if (Number.isNaN(maxDiff)) return Infinity;
+  return maxRef > 0 ? maxDiff / maxRef : maxDiff;
+}
+
+function median(xs) {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+}
+
+const nowMs = () => Number(process.hrtime.bigint()) / 1e6;
+
+/**
+ * Timing policy. `estMs` is the duration of a first (verification) call, which also served as warm-up.
+ * Slow cells (> slowMs per call) get a fixed small number of reps; others get a short warm-up, then
+ * reps until at least minReps and minTimeMs, stopping at maxTimeMs.
+ */
+function policy(quick) {
+  return quick
+    ? { slowMs: 150, slowReps: 1, warmMs: 20, minReps: 3, minTimeMs: 60, maxTimeMs: 250 }
+    : { slowMs: 250, slowReps: 3, warmMs: 60, minReps: 5, minTimeMs: 300, maxTimeMs: 1500 };
+}
+
+/** Times a synchronous fn; returns { ms (median), reps, samples summary }. */
+function timeSync(fn, estMs, pol) {
+  const samples = [];
+  if (estMs > pol.slowMs) {
+    for (let i = 0; i < pol.slowReps; i++) {
+      const t0 = nowMs();
+      fn();
+      samples.push(nowMs() - t0);
+    }
+  } else {
+    const w0 = nowMs();
+    let warm = 0;
+    while (warm < 2 || nowMs() - w0 < pol.warmMs) { fn(); warm++; }
+    const start = nowMs();
+    for (;;) {
+      const t0 = nowMs();
+      fn();
+      const t1 = nowMs();
+      samples.push(t1 - t0);
+      const el = t1 - start;
+      if ((samples.length >= pol.minReps && el >= pol.minTimeMs) || el >= pol.maxTimeMs) break;
+    }
+  }
+  return summarize(samples);
+}
+
+/** Same for a function returning a promise (onnxruntime-node's session.run). */
+async function timeAsync(fn, estMs, pol) {
+  const samples = [];
+  if (estMs > pol.slowMs) {
+    for (let i = 0; i < pol.slowReps; i++) {
+      const t0 = nowMs();
+      await fn();
+      samples.push(nowMs() - t0);
+    }
+  } else {
+    const w0 = nowMs();
+    let warm = 0;
+    while (warm < 2 || nowMs() - w0 < pol.warmMs) { await fn(); warm++; }
+    const start = nowMs();
+    for (;;) {
+      const t0 = nowMs();
+      await fn();
+      const t1 = nowMs();
+      samples.push(t1 - t0);
+      const el = t1 - start;
+      if ((samples.length >= pol.minReps && el >= pol.minTimeMs) || el >= pol.maxTimeMs) break;
+    }
+  }
+  return summarize(samples);
+}
+
+function summarize(samples) {
+  const s = [...samples].sort((a, b) => a - b);
+  return { ms: median(s), min: s[0], max: s[s.length - 1], reps: s.length };
+}
+
+function geomean(xs) {
+  const v = xs.filter((x) => Number.isFinite(x) && x > 0);
+  if (!v.length) return NaN;
+  return Math.exp(v.reduce((a, x) => a + Math.log(x), 0) / v.length);
+}
+
+module.exports = { outSize, describe, makeData, relErr, median, nowMs, policy, timeSync, timeAsync, geomean, rng };

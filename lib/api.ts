@@ -1,0 +1,138 @@
+// The public functional API: validate once (params.ts), choose the backend (one place), dispatch.
+import { availableParallelism } from 'node:os';
+import { convTranspose2dJs } from './backend-js';
+import { nativeBinding, nativeLoadError, runNative, runNativeAsync } from './backend-native';
+import { ConvTransposeError, ErrorCodes, fail } from './errors';
+import { checkThreads, prepareCall, type PreparedCall } from './params';
+import type { BackendChoice, ConvTranspose2dOptions, FloatArray, Tensor } from './types';
+
+let defaultThreads = Math.max(1, availableParallelism());
+
+/**
+ * Sets the number of threads the native backend uses by default (a per-call `threads` option overrides it).
+ * The default is the machine's available parallelism.
+ */
+export function setNumThreads(threads: number): void {
+  defaultThreads = checkThreads(threads, 'setNumThreads(threads)');
+}
+
+/** What computes by default, with how many threads, and why the native addon did not load when it did not. */
+export interface BackendInfo {
+  name: 'native' | 'js';
+  /** The native kernels' instruction set ('avx512', 'avx2', 'sse2', 'neon', 'scalar'), when native. */
+  isa?: string;
+  /** Default thread count (see setNumThreads). */
+  threads: number;
+  /** Why the native addon is not in use, when it is not. */
+  loadError?: string;
+}
+
+const BACKEND_NAMES: readonly string[] = ['auto', 'native', 'js'];
+
+function nativeUnavailable(reason: string): ConvTransposeError {
+  return new ConvTransposeError(
+    ErrorCodes.BACKEND,
+    `the native backend was requested (${reason}) but the addon could not be loaded: ${nativeLoadError ?? 'unknown reason'}. ` +
+      'Likely causes: no prebuilt binary for this platform and no C++ toolchain when the package was installed, ' +
+      'or install scripts were skipped (--ignore-scripts). Fixes: install cmake and a C++17 compiler, then run ' +
+      '`npm rebuild conv-transpose` (CONV_TRANSPOSE_NATIVE=build forces a build from source); or use the TypeScript ' +
+      "implementation with { backend: 'js' } or CONV_TRANSPOSE_BACKEND=js.",
+  );
+}
+
+/** The one place that decides which backend runs a call. */
+function chooseBackend(choice: BackendChoice | undefined): 'native' | 'js' {
+  const requested = choice ?? 'auto';
+  if (!BACKEND_NAMES.includes(requested)) {
+    fail(ErrorCodes.BACKEND, `backend must be 'auto', 'native' or 'js', but got ${JSON.stringify(requested)}`);
+  }
+  if (requested === 'js') return 'js';
+  if (requested === 'native') {
+    if (!nativeBinding) throw nativeUnavailable("backend: 'native'");
+    return 'native';
+  }
+  const env = process.env.CONV_TRANSPOSE_BACKEND;
+  if (env === 'js') return 'js';
+  if (env === 'native' || process.env.CONV_TRANSPOSE_NATIVE === 'required') {
+    if (!nativeBinding) throw nativeUnavailable(env === 'native' ? 'CONV_TRANSPOSE_BACKEND=native' : 'CONV_TRANSPOSE_NATIVE=required');
+    return 'native';
+  }
+  return nativeBinding ? 'native' : 'js';
+}
+
+/** The backend a call without a `backend` option uses. Throws when the environment forces an unloadable native addon. */
+export function getBackend(): BackendInfo {
+  const name = chooseBackend('auto');
+  if (name === 'native' && nativeBinding) return { name, isa: nativeBinding.info().isa, threads: defaultThreads };
+  return nativeLoadError === undefined ? { name, threads: defaultThreads } : { name, threads: defaultThreads, loadError: nativeLoadError };
+}
+
+function newArray(call: PreparedCall): FloatArray {
+  return call.plan.dtype === 'float32' ? new Float32Array(call.plan.outputLength) : new Float64Array(call.plan.outputLength);
+}
+
+function result(call: PreparedCall, data: FloatArray): Tensor {
+  if (call.outTensor) return call.outTensor;
+  return { data, shape: call.plan.outputShape.slice() };
+}
+
+function threadsFor(options: ConvTranspose2dOptions | undefined): number {
+  return options?.threads === undefined ? defaultThreads : checkThreads(options.threads);
+}
+
+/**
+ * 2-D transposed convolution with PyTorch's `torch.nn.functional.conv_transpose2d` semantics.
+ * `input` is `(N, Cin, H, W)` or unbatched `(Cin, H, W)`; `weight` is `(Cin, Cout/groups, kH, kW)`.
+ * Returns `(N, Cout, Hout, Wout)` (or `(Cout, Hout, Wout)`) of the input's dtype, computed on the calling thread.
+ * @throws ConvTransposeError with a stable `code` for any invalid argument.
+ */
+export function convTranspose2d(input: Tensor, weight: Tensor, options?: ConvTranspose2dOptions): Tensor {
+  const call = prepareCall(input, weight, options);
+  const backend = chooseBackend(options?.backend);
+  const threads = threadsFor(options);
+  const { plan } = call;
+  if (plan.outputLength === 0) return result(call, call.out ?? newArray(call));
+  if (backend === 'native' && nativeBinding) {
+    return result(call, runNative(nativeBinding, plan, call.x, call.w, call.bias, call.out, threads));
+  }
+  const out = call.out ?? newArray(call);
+  convTranspose2dJs(plan, call.x, call.w, call.bias, out);
+  return result(call, out);
+}
+
+/**
+ * Same as {@link convTranspose2d}, computed off the JS thread by the native backend (the event loop keeps running).
+ * The inputs are copied before this returns, so they may be reused at once. The TypeScript backend computes on
+ * the JS thread in a later task. Validation errors reject the promise.
+ */
+export function convTranspose2dAsync(input: Tensor, weight: Tensor, options?: ConvTranspose2dOptions): Promise<Tensor> {
+  try {
+    const call = prepareCall(input, weight, options);
+    const backend = chooseBackend(options?.backend);
+    const threads = threadsFor(options);
+    const { plan } = call;
+    if (plan.outputLength > 0 && backend === 'native' && nativeBinding) {
+      return runNativeAsync(nativeBinding, plan, call.x, call.w, call.bias, call.out, threads).then((data) => result(call, data));
+    }
+    // The TypeScript path: copy now, like the native path, so the caller may reuse its inputs at once.
+    const x = call.x.slice();
+    const w = call.w.slice();
+    const bias = call.bias ? call.bias.slice() : null;
+    return new Promise((resolve, reject) => {
+      setImmediate(() => {
+        try {
+          const out = call.out ?? newArray(call);
+          if (call.out && call.out.length !== plan.outputLength) fail(ErrorCodes.OUT, 'out was detached or resized during the call');
+          if (plan.outputLength > 0) convTranspose2dJs(plan, x, w, bias, out);
+          resolve(result(call, out));
+        } catch (e) {
+          reject(e);
+        }
+      });
+    });
+  } catch (e) {
+    return Promise.reject(e);
+  }
+}
+
+export { outputShape } from './params';
