@@ -111,6 +111,7 @@ let scratchXOff = new Int32Array(1024);
 let scratchWOff = new Int32Array(1024);
 const scratchXBase = new Int32Array(CHUNK);
 const scratchOBase = new Int32Array(CHUNK);
+let scratchW = new Float64Array(1024);
 
 /**
  * Computes the 2-D transposed convolution of DESIGN.md §3 into `out`.
@@ -141,47 +142,50 @@ export function convTranspose2dJs(plan: Plan, x: FloatArray, w: FloatArray, bias
     const ay = axisPhase(py, sH, pH, dH, kH, H, Hout);
     for (let px = 0; px < phasesX; px++) {
       const ax = axisPhase(px, sW, pW, dW, kW, W, Wout);
-      for (let rs = 0; rs < ay.segments; rs++) {
-        const qy0 = ay.segStart[rs] as number;
-        const qy1 = ay.segStart[rs + 1] as number;
-        const tyLo = ay.segLo[rs] as number;
-        const tyHi = ay.segHi[rs] as number;
-        for (let cs = 0; cs < ax.segments; cs++) {
-          const qx0 = ax.segStart[cs] as number;
-          const qx1 = ax.segStart[cs + 1] as number;
-          const txLo = ax.segLo[cs] as number;
-          const txHi = ax.segHi[cs] as number;
+      const nty = ay.tap.length;
+      const ntx = ax.tap.length;
+      const KF = cinPerGroup * nty * ntx;
+      for (let g = 0; g < groups; g++) {
+        const wp = packWeights(w, g, cinPerGroup, coutPerGroup, kH, kW, ay.tap, ax.tap, KF);
+        const xg = g * cinPerGroup * HW;
+        const og = g * coutPerGroup * HoWo;
+        const cog = g * coutPerGroup;
+        for (let rs = 0; rs < ay.segments; rs++) {
+          const qy0 = ay.segStart[rs] as number;
+          const qy1 = ay.segStart[rs + 1] as number;
+          const tyLo = ay.segLo[rs] as number;
+          const tyHi = ay.segHi[rs] as number;
+          for (let cs = 0; cs < ax.segments; cs++) {
+            const qx0 = ax.segStart[cs] as number;
+            const qx1 = ax.segStart[cs + 1] as number;
+            const txLo = ax.segLo[cs] as number;
+            const txHi = ax.segHi[cs] as number;
 
-          // The term table of this rectangle: one entry per (ci, ky, kx) that lands in the input.
-          const K = cinPerGroup * (tyHi - tyLo) * (txHi - txLo);
-          if (scratchXOff.length < K) {
-            scratchXOff = new Int32Array(K);
-            scratchWOff = new Int32Array(K);
-          }
-          const xOff = scratchXOff;
-          const wOff = scratchWOff;
-          let k = 0;
-          for (let ci = 0; ci < cinPerGroup; ci++) {
-            for (let ty = tyLo; ty < tyHi; ty++) {
-              const xRow = ci * HW + (ay.off[ty] as number) * W;
-              const wRow = ci * coutPerGroup * kk + (ay.tap[ty] as number) * kW;
-              for (let tx = txLo; tx < txHi; tx++) {
-                xOff[k] = xRow + (ax.off[tx] as number);
-                wOff[k] = wRow + (ax.tap[tx] as number);
-                k++;
+            // The term table of this rectangle: one entry per (ci, ky, kx) that lands in the input:
+            // its input offset (relative to the pixel's own position) and its packed-weight row.
+            const K = cinPerGroup * (tyHi - tyLo) * (txHi - txLo);
+            if (scratchXOff.length < K) {
+              scratchXOff = new Int32Array(K);
+              scratchWOff = new Int32Array(K);
+            }
+            const xOff = scratchXOff;
+            const wOff = scratchWOff;
+            let k = 0;
+            for (let ci = 0; ci < cinPerGroup; ci++) {
+              for (let ty = tyLo; ty < tyHi; ty++) {
+                const xRow = ci * HW + (ay.off[ty] as number) * W;
+                const wRow = (ci * nty + ty) * ntx;
+                for (let tx = txLo; tx < txHi; tx++) {
+                  xOff[k] = xRow + (ax.off[tx] as number);
+                  wOff[k] = wRow + tx;
+                  k++;
+                }
               }
             }
-          }
 
-          const rows = qy1 - qy0;
-          const cols = qx1 - qx0;
-          const perImage = rows * cols;
-          const total = N * perImage;
-          for (let g = 0; g < groups; g++) {
-            const xg = g * cinPerGroup * HW;
-            const wg = g * cinPerGroup * coutPerGroup * kk;
-            const og = g * coutPerGroup * HoWo;
-            const cog = g * coutPerGroup;
+            const rows = qy1 - qy0;
+            const cols = qx1 - qx0;
+            const total = N * rows * cols;
             // Walk the rectangle's pixels over all images in chunks.
             let n = 0;
             let r = 0;
@@ -201,7 +205,7 @@ export function convTranspose2dJs(plan: Plan, x: FloatArray, w: FloatArray, bias
                   }
                 }
               }
-              computeChunk(x, w, b, out, xOff, wOff, K, scratchXBase, scratchOBase, np, wg, kk, HoWo, cog, coutPerGroup);
+              computeChunk(x, wp, b, out, xOff, wOff, K, scratchXBase, scratchOBase, np, KF, HoWo, cog, coutPerGroup);
               done += np;
             }
           }
@@ -212,12 +216,56 @@ export function convTranspose2dJs(plan: Plan, x: FloatArray, w: FloatArray, bias
 }
 
 /**
+ * Packs the weights of group `g` for one phase (taps `tapY` × `tapX`) into the grow-only scratch:
+ * channel blocks of {@link NR} (then single tail channels), each `KF` rows of its width, row
+ * `(ci*nty + ty)*ntx + tx`. Block `co` (first channel) starts at `co*KF`.
+ */
+function packWeights(
+  w: FloatArray,
+  g: number,
+  cinPerGroup: number,
+  cpg: number,
+  kH: number,
+  kW: number,
+  tapY: Int32Array,
+  tapX: Int32Array,
+  KF: number,
+): Float64Array {
+  const size = KF * cpg;
+  if (scratchW.length < size) scratchW = new Float64Array(size);
+  const wp = scratchW;
+  const nty = tapY.length;
+  const ntx = tapX.length;
+  const kk = kH * kW;
+  const full = cpg - (cpg % NR);
+  for (let ci = 0; ci < cinPerGroup; ci++) {
+    const wci = (g * cinPerGroup + ci) * cpg * kk;
+    for (let ty = 0; ty < nty; ty++) {
+      for (let tx = 0; tx < ntx; tx++) {
+        const row = (ci * nty + ty) * ntx + tx;
+        const src = wci + (tapY[ty] as number) * kW + (tapX[tx] as number);
+        let co = 0;
+        for (; co < full; co += NR) {
+          const d = co * KF + row * NR;
+          wp[d] = w[src + co * kk] as number;
+          wp[d + 1] = w[src + (co + 1) * kk] as number;
+          wp[d + 2] = w[src + (co + 2) * kk] as number;
+        }
+        for (; co < cpg; co++) wp[co * KF + row] = w[src + co * kk] as number;
+      }
+    }
+  }
+  return wp;
+}
+
+/**
  * All output channels of one group for `np` listed pixels that share one term table.
- * Channel blocks of NR outer, pixel blocks of MR inner; tails take narrower tiles.
+ * Channel blocks of NR outer (their packed weights stay in L1/L2 over the chunk), pixel blocks of MR
+ * inner; tails take narrower tiles.
  */
 function computeChunk(
   x: FloatArray,
-  w: FloatArray,
+  wp: Float64Array,
   bias: FloatArray | null,
   out: FloatArray,
   xOff: Int32Array,
@@ -226,45 +274,44 @@ function computeChunk(
   xb: Int32Array,
   ob: Int32Array,
   np: number,
-  wg: number,
-  kk: number,
+  KF: number,
   HoWo: number,
   cog: number,
   cpg: number,
 ): void {
   let co = 0;
   for (; co + NR <= cpg; co += NR) {
-    const wb = wg + co * kk;
+    const wb = co * KF;
     const oc = co * HoWo;
     const b0 = bias === null ? 0 : (bias[cog + co] as number);
     const b1 = bias === null ? 0 : (bias[cog + co + 1] as number);
     const b2 = bias === null ? 0 : (bias[cog + co + 2] as number);
     let p = 0;
     for (; p + MR <= np; p += MR) {
-      tile4x3(x, w, out, xOff, wOff, K, xb, ob, p, wb, kk, oc, HoWo, b0, b1, b2);
+      tile4x3(x, wp, out, xOff, wOff, K, xb, ob, p, wb, oc, HoWo, b0, b1, b2);
     }
     for (; p < np; p++) {
-      tile1x3(x, w, out, xOff, wOff, K, xb[p] as number, ob[p] as number, wb, kk, oc, HoWo, b0, b1, b2);
+      tile1x3(x, wp, out, xOff, wOff, K, xb[p] as number, ob[p] as number, wb, oc, HoWo, b0, b1, b2);
     }
   }
   for (; co < cpg; co++) {
-    const wb = wg + co * kk;
+    const wb = co * KF;
     const oc = co * HoWo;
     const b0 = bias === null ? 0 : (bias[cog + co] as number);
     let p = 0;
     for (; p + MR <= np; p += MR) {
-      tile4x1(x, w, out, xOff, wOff, K, xb, ob, p, wb, oc, b0);
+      tile4x1(x, wp, out, xOff, wOff, K, xb, ob, p, wb, oc, b0);
     }
     for (; p < np; p++) {
-      tile1x1(x, w, out, xOff, wOff, K, xb[p] as number, ob[p] as number, wb, oc, b0);
+      tile1x1(x, wp, out, xOff, wOff, K, xb[p] as number, ob[p] as number, wb, oc, b0);
     }
   }
 }
 
-/** Micro-kernel: 4 pixels × 3 channels, 12 float64 accumulators. */
+/** Micro-kernel: 4 pixels × 3 channels, 12 float64 accumulators over the whole reduction, then bias and store. */
 function tile4x3(
   x: FloatArray,
-  w: FloatArray,
+  wp: Float64Array,
   out: FloatArray,
   xOff: Int32Array,
   wOff: Int32Array,
@@ -273,7 +320,6 @@ function tile4x3(
   ob: Int32Array,
   p: number,
   wb: number,
-  s: number,
   oc: number,
   HoWo: number,
   b0: number,
@@ -284,29 +330,28 @@ function tile4x3(
   const x1 = xb[p + 1] as number;
   const x2 = xb[p + 2] as number;
   const x3 = xb[p + 3] as number;
-  const s2 = s + s;
   let c00 = 0, c01 = 0, c02 = 0;
   let c10 = 0, c11 = 0, c12 = 0;
   let c20 = 0, c21 = 0, c22 = 0;
   let c30 = 0, c31 = 0, c32 = 0;
   for (let k = 0; k < K; k++) {
     const xo = xOff[k] as number;
-    const wo = (wOff[k] as number) + wb;
+    const wo = wb + 3 * (wOff[k] as number);
     const a0 = x[xo + x0] as number;
     const a1 = x[xo + x1] as number;
     const a2 = x[xo + x2] as number;
     const a3 = x[xo + x3] as number;
-    let v = w[wo] as number;
+    let v = wp[wo] as number;
     c00 += a0 * v;
     c10 += a1 * v;
     c20 += a2 * v;
     c30 += a3 * v;
-    v = w[wo + s] as number;
+    v = wp[wo + 1] as number;
     c01 += a0 * v;
     c11 += a1 * v;
     c21 += a2 * v;
     c31 += a3 * v;
-    v = w[wo + s2] as number;
+    v = wp[wo + 2] as number;
     c02 += a0 * v;
     c12 += a1 * v;
     c22 += a2 * v;
@@ -333,7 +378,7 @@ function tile4x3(
 /** Micro-kernel: 1 pixel × 3 channels (pixel tail). */
 function tile1x3(
   x: FloatArray,
-  w: FloatArray,
+  wp: Float64Array,
   out: FloatArray,
   xOff: Int32Array,
   wOff: Int32Array,
@@ -341,21 +386,19 @@ function tile1x3(
   x0: number,
   o: number,
   wb: number,
-  s: number,
   oc: number,
   HoWo: number,
   b0: number,
   b1: number,
   b2: number,
 ): void {
-  const s2 = s + s;
   let c0 = 0, c1 = 0, c2 = 0;
   for (let k = 0; k < K; k++) {
     const a = x[(xOff[k] as number) + x0] as number;
-    const wo = (wOff[k] as number) + wb;
-    c0 += a * (w[wo] as number);
-    c1 += a * (w[wo + s] as number);
-    c2 += a * (w[wo + s2] as number);
+    const wo = wb + 3 * (wOff[k] as number);
+    c0 += a * (wp[wo] as number);
+    c1 += a * (wp[wo + 1] as number);
+    c2 += a * (wp[wo + 2] as number);
   }
   o += oc;
   out[o] = c0 + b0;
@@ -363,10 +406,10 @@ function tile1x3(
   out[o + 2 * HoWo] = c2 + b2;
 }
 
-/** Micro-kernel: 4 pixels × 1 channel (channel tail; the whole of depthwise and single-channel outputs). */
+/** Micro-kernel: 4 pixels × 1 channel (channel tail; all of a single-output-channel group). */
 function tile4x1(
   x: FloatArray,
-  w: FloatArray,
+  wp: Float64Array,
   out: FloatArray,
   xOff: Int32Array,
   wOff: Int32Array,
@@ -385,7 +428,7 @@ function tile4x1(
   let c0 = 0, c1 = 0, c2 = 0, c3 = 0;
   for (let k = 0; k < K; k++) {
     const xo = xOff[k] as number;
-    const v = w[(wOff[k] as number) + wb] as number;
+    const v = wp[wb + (wOff[k] as number)] as number;
     c0 += (x[xo + x0] as number) * v;
     c1 += (x[xo + x1] as number) * v;
     c2 += (x[xo + x2] as number) * v;
@@ -400,7 +443,7 @@ function tile4x1(
 /** Micro-kernel: 1 pixel × 1 channel (both tails). */
 function tile1x1(
   x: FloatArray,
-  w: FloatArray,
+  wp: Float64Array,
   out: FloatArray,
   xOff: Int32Array,
   wOff: Int32Array,
@@ -413,7 +456,7 @@ function tile1x1(
 ): void {
   let c = 0;
   for (let k = 0; k < K; k++) {
-    c += (x[(xOff[k] as number) + x0] as number) * (w[(wOff[k] as number) + wb] as number);
+    c += (x[(xOff[k] as number) + x0] as number) * (wp[wb + (wOff[k] as number)] as number);
   }
   out[o + oc] = c + b0;
 }

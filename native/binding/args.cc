@@ -13,8 +13,8 @@ constexpr double kMaxSafeInteger = 9007199254740991.0;  // Number.MAX_SAFE_INTEG
 
 const char* const kProblemNames[] = {"N",  "Cin", "H",  "W",  "Cout", "kH",     "kW",   "sH",
                                      "sW", "pH",  "pW", "dH", "dW",   "groups", "Hout", "Wout"};
-static_assert(sizeof(kProblemNames) / sizeof(kProblemNames[0]) == sizeof(convt::Problem) / sizeof(int64_t),
-              "one name per Problem field");
+static_assert(sizeof(kProblemNames) / sizeof(kProblemNames[0]) == kProblemLength, "one name per entry");
+static_assert(sizeof(convt::Problem) == kProblemLength * sizeof(int64_t), "Problem holds the vector's entries");
 
 struct Array {
   napi_typedarray_type type;
@@ -56,8 +56,11 @@ const char* DTypeName(DType t) { return t == DType::kFloat32 ? "Float32Array" : 
 std::string Num(double v) {
   if (std::isnan(v)) return "NaN";
   if (std::isinf(v)) return v > 0 ? "Infinity" : "-Infinity";
-  char buf[40];
-  std::snprintf(buf, sizeof buf, "%.17g", v);
+  char buf[48];
+  if (std::trunc(v) == v && std::fabs(v) < 1e21)
+    std::snprintf(buf, sizeof buf, "%.0f", v);  // integers in full, as JS prints them
+  else
+    std::snprintf(buf, sizeof buf, "%.17g", v);
   return buf;
 }
 
@@ -126,19 +129,20 @@ bool ParseConvArgs(napi_env env, napi_callback_info info, ConvArgs* args, ErrorI
   if (!GetTypedArray(env, argv[0], &pa) || pa.type != napi_float64_array)
     return Fail(err, ErrorClass::kTypeError, kErrInvalidArgument,
                 "problem must be a Float64Array of 16 integers, got " + Describe(env, argv[0]));
-  constexpr size_t kProblemLength = sizeof(kProblemNames) / sizeof(kProblemNames[0]);
   if (pa.length != kProblemLength || pa.data == nullptr)
     return Fail(err, ErrorClass::kRangeError, kErrInvalidArgument,
                 "problem must have 16 entries, got " + S(int64_t(pa.length)));
-  int64_t* fields = &args->problem.N;  // Problem is 16 int64_t in vector order (static_assert above)
+  int64_t f[kProblemLength];
   const double* pv = static_cast<const double*>(pa.data);
   for (size_t i = 0; i < kProblemLength; ++i) {
     const double v = pv[i];
     if (!(std::fabs(v) <= kMaxSafeInteger) || std::trunc(v) != v)  // also rejects NaN
       return Fail(err, ErrorClass::kRangeError, kErrInvalidArgument,
                   "problem[" + S(int64_t(i)) + "] (" + kProblemNames[i] + ") must be a safe integer, got " + Num(v));
-    fields[i] = static_cast<int64_t>(v);
+    f[i] = static_cast<int64_t>(v);
   }
+  args->problem = convt::Problem{f[0], f[1], f[2],  f[3],  f[4],  f[5],  f[6],  f[7],
+                                 f[8], f[9], f[10], f[11], f[12], f[13], f[14], f[15]};
   const convt::Problem& p = args->problem;
   {
     std::string why = convt::check(p);
@@ -182,7 +186,7 @@ bool ParseConvArgs(napi_env env, napi_callback_info info, ConvArgs* args, ErrorI
   if (napi_get_value_double(env, argv[5], &t) != napi_ok)
     return Fail(err, ErrorClass::kTypeError, kErrInvalidArgument,
                 "threads must be an integer >= 1, got " + Describe(env, argv[5]));
-  if (!(t >= 1) || std::trunc(t) != t)
+  if (!(t >= 1) || !std::isfinite(t) || std::trunc(t) != t)
     return Fail(err, ErrorClass::kRangeError, kErrInvalidArgument, "threads must be an integer >= 1, got " + Num(t));
   args->threads = t > kMaxThreads ? kMaxThreads : static_cast<int>(t);
 

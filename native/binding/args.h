@@ -29,6 +29,7 @@ struct ConvArgs {
   int threads;
 };
 
+inline constexpr size_t kProblemLength = 16;  // binding.d.ts PROBLEM_LENGTH
 inline constexpr size_t kConvArgCount = 6;   // problem, x, w, bias, out, threads
 inline constexpr int kMaxThreads = 256;      // larger requests are clamped
 

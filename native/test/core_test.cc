@@ -1,11 +1,531 @@
+// The core's own test executable (no Node).
+//   convt_core_test            correctness: every ISA x both dtypes vs a float64 reference, thread-count
+//                              invariance, concurrent callers, check() rejections
+//   convt_core_test --bench    the 15 shapes of bench/shapes.json at 1 and 2 threads (reused output)
+//   convt_core_test --fma-peak the machine's FMA peak on the best ISA at 1 and 2 threads
+// Prints a final line "N passed, N failed"; exit code is non-zero on any failure.
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cmath>
+#include <cstdint>
 #include <cstdio>
+#include <cstring>
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
 #include "core/conv_transpose.h"
-int main() {
-  convt::Problem p{1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 1, 1, 1, 1, 1};
-  float x = 2, w = 3, b = 1, y = 0;
-  int fail = convt::check(p).empty() ? 0 : 1;
-  convt::conv_transpose2d(p, &x, &w, &b, &y, 2);
-  fail += y != 7.0f;
-  std::printf("%d passed, %d failed\n", 2 - fail, fail);
-  return fail != 0;
+
+#if (defined(__GNUC__) || defined(__clang__)) && (defined(__x86_64__) || defined(__i386__))
+#include <immintrin.h>
+#define CONVT_TEST_X86_PEAK 1
+#endif
+
+using convt::Problem;
+
+namespace {
+
+int g_pass = 0, g_fail = 0;
+
+void report(bool ok, const std::string& what) {
+  if (ok) {
+    ++g_pass;
+  } else {
+    ++g_fail;
+    if (g_fail <= 40) std::printf("FAIL: %s\n", what.c_str());
+  }
+}
+
+std::string describe(const Problem& p) {
+  char b[256];
+  std::snprintf(b, sizeof b, "N%lld Cin%lld %lldx%lld Cout%lld k%lldx%lld s%lldx%lld p%lldx%lld d%lldx%lld g%lld -> %lldx%lld",
+                (long long)p.N, (long long)p.Cin, (long long)p.H, (long long)p.W, (long long)p.Cout, (long long)p.kH,
+                (long long)p.kW, (long long)p.sH, (long long)p.sW, (long long)p.pH, (long long)p.pW, (long long)p.dH,
+                (long long)p.dW, (long long)p.groups, (long long)p.Hout, (long long)p.Wout);
+  return b;
+}
+
+int64_t base_extent(int64_t in, int64_t k, int64_t s, int64_t pad, int64_t d) { return (in - 1) * s - 2 * pad + d * (k - 1) + 1; }
+
+Problem make_problem(int64_t N, int64_t Cin, int64_t H, int64_t W, int64_t Cout, int64_t kH, int64_t kW, int64_t sH,
+                     int64_t sW, int64_t pH, int64_t pW, int64_t dH, int64_t dW, int64_t G, int64_t opH, int64_t opW) {
+  Problem p{N, Cin, H, W, Cout, kH, kW, sH, sW, pH, pW, dH, dW, G, 0, 0};
+  p.Hout = base_extent(H, kH, sH, pH, dH) + opH;
+  p.Wout = base_extent(W, kW, sW, pW, dW) + opW;
+  return p;
+}
+
+// Naive float64 reference; also returns per-element sum |x||w| for error bounds.
+void reference(const Problem& p, const std::vector<double>& x, const std::vector<double>& w, const std::vector<double>* bias,
+               std::vector<double>& y, std::vector<double>& mag) {
+  const int64_t Cin_g = p.Cin / p.groups, Cout_g = p.Cout / p.groups;
+  y.assign(static_cast<size_t>(convt::output_elements(p)), 0.0);
+  mag.assign(y.size(), 0.0);
+  for (int64_t n = 0; n < p.N; ++n)
+    for (int64_t co = 0; co < p.Cout; ++co) {
+      const int64_t g = co / Cout_g;
+      double* yp = y.data() + (n * p.Cout + co) * p.Hout * p.Wout;
+      double* mp = mag.data() + (n * p.Cout + co) * p.Hout * p.Wout;
+      for (int64_t cig = 0; cig < Cin_g; ++cig) {
+        const int64_t ci = g * Cin_g + cig;
+        for (int64_t iy = 0; iy < p.H; ++iy)
+          for (int64_t ix = 0; ix < p.W; ++ix) {
+            const double xv = x[static_cast<size_t>(((n * p.Cin + ci) * p.H + iy) * p.W + ix)];
+            for (int64_t ky = 0; ky < p.kH; ++ky) {
+              const int64_t oy = iy * p.sH - p.pH + ky * p.dH;
+              if (oy < 0 || oy >= p.Hout) continue;
+              for (int64_t kx = 0; kx < p.kW; ++kx) {
+                const int64_t ox = ix * p.sW - p.pW + kx * p.dW;
+                if (ox < 0 || ox >= p.Wout) continue;
+                const double wv = w[static_cast<size_t>(((ci * Cout_g + co % Cout_g) * p.kH + ky) * p.kW + kx)];
+                yp[oy * p.Wout + ox] += xv * wv;
+                mp[oy * p.Wout + ox] += std::fabs(xv * wv);
+              }
+            }
+          }
+      }
+      if (bias)
+        for (int64_t i = 0; i < p.Hout * p.Wout; ++i) {
+          yp[i] += (*bias)[static_cast<size_t>(co)];
+          mp[i] += std::fabs((*bias)[static_cast<size_t>(co)]);
+        }
+    }
+}
+
+struct Data {
+  std::vector<double> x, w, b;
+};
+
+Data random_data(const Problem& p, std::mt19937_64& rng) {
+  std::uniform_real_distribution<double> u(-1.0, 1.0);
+  Data d;
+  d.x.resize(static_cast<size_t>(convt::input_elements(p)));
+  d.w.resize(static_cast<size_t>(convt::weight_elements(p)));
+  d.b.resize(static_cast<size_t>(p.Cout));
+  for (auto& v : d.x) v = u(rng);
+  for (auto& v : d.w) v = u(rng);
+  for (auto& v : d.b) v = u(rng);
+  return d;
+}
+
+constexpr int64_t kGuard = 67;  // sentinel elements on each side of the output
+
+// Runs the core on type T; output pre-filled with NaN (garbage) and guarded.
+template <class T>
+std::vector<T> run_core(const Problem& p, const Data& d, bool with_bias, int threads, bool* guard_ok) {
+  std::vector<T> x(d.x.begin(), d.x.end()), w(d.w.begin(), d.w.end()), b(d.b.begin(), d.b.end());
+  const int64_t n = convt::output_elements(p);
+  std::vector<T> y(static_cast<size_t>(n + 2 * kGuard), std::numeric_limits<T>::quiet_NaN());
+  for (int64_t i = 0; i < kGuard; ++i) y[static_cast<size_t>(i)] = y[static_cast<size_t>(n + kGuard + i)] = T(12345);
+  convt::conv_transpose2d(p, x.data(), w.data(), with_bias ? b.data() : nullptr, y.data() + kGuard, threads);
+  bool ok = true;
+  for (int64_t i = 0; i < kGuard; ++i) ok &= y[static_cast<size_t>(i)] == T(12345) && y[static_cast<size_t>(n + kGuard + i)] == T(12345);
+  *guard_ok = ok;
+  return std::vector<T>(y.begin() + kGuard, y.end() - kGuard);
+}
+
+template <class T>
+bool compare(const Problem& p, const std::vector<T>& got, const std::vector<double>& ref, const std::vector<double>& mag,
+             std::string* why) {
+  double maxref = 0;
+  for (double v : ref) maxref = std::max(maxref, std::fabs(v));
+  const bool f32 = sizeof(T) == 4;
+  const double tol_abs = (f32 ? 1e-5 : 1e-12) * std::max(1.0, maxref);
+  (void)p;
+  for (size_t i = 0; i < ref.size(); ++i) {
+    const double g = static_cast<double>(got[i]);
+    const double err = std::fabs(g - ref[i]);
+    // per element: the contract's bound, or (fp32, long reductions) a bound scaled by sum |x||w|
+    const double tol = std::max(tol_abs, (f32 ? 2e-6 : 1e-14) * mag[i]);
+    if (!(err <= tol)) {
+      char b[200];
+      std::snprintf(b, sizeof b, "element %zu: got %.9g ref %.9g (tol %.3g)", i, g, ref[i], tol);
+      *why = b;
+      return false;
+    }
+  }
+  return true;
+}
+
+std::vector<Problem> sweep_problems(std::mt19937_64& rng, int count) {
+  std::vector<Problem> v;
+  auto pick = [&](std::initializer_list<int64_t> l) {
+    std::uniform_int_distribution<size_t> u(0, l.size() - 1);
+    return *(l.begin() + u(rng));
+  };
+  auto uni = [&](int64_t a, int64_t b) { return std::uniform_int_distribution<int64_t>(a, b)(rng); };
+  // hand-picked edge cases
+  v.push_back(make_problem(1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 1, 1, 1, 0, 0));          // 1x1
+  v.push_back(make_problem(0, 3, 4, 4, 5, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 1));          // N = 0
+  v.push_back(make_problem(2, 4, 1, 1, 6, 5, 5, 1, 1, 0, 0, 1, 1, 1, 0, 0));          // kernel > input
+  v.push_back(make_problem(3, 5, 2, 1, 7, 4, 6, 3, 2, 1, 2, 2, 1, 1, 2, 1));          // kernel > input, stride+dil
+  v.push_back(make_problem(1, 3, 3, 3, 4, 1, 1, 3, 3, 0, 0, 1, 1, 1, 2, 2));          // phases with no taps
+  v.push_back(make_problem(2, 6, 5, 7, 6, 3, 3, 1, 1, 2, 2, 2, 2, 3, 1, 1));          // dilation output padding
+  v.push_back(make_problem(1, 8, 6, 6, 8, 4, 4, 2, 2, 1, 1, 1, 1, 8, 0, 0));          // depthwise
+  v.push_back(make_problem(2, 4, 5, 9, 12, 3, 5, 2, 3, 1, 2, 1, 1, 4, 1, 2));         // depthwise, multiplier 3
+  v.push_back(make_problem(1, 2, 1, 63, 3, 3, 3, 1, 1, 1, 1, 1, 1, 1, 0, 0));         // row length 63
+  v.push_back(make_problem(1, 2, 1, 65, 13, 3, 3, 1, 1, 1, 1, 1, 1, 1, 0, 0));        // 65
+  v.push_back(make_problem(2, 3, 2, 129, 25, 1, 3, 1, 2, 0, 1, 1, 1, 1, 0, 1));       // 2 phases of 64/65
+  v.push_back(make_problem(1, 16, 8, 8, 27, 2, 2, 2, 2, 0, 0, 1, 1, 1, 0, 0));        // NR*2+3
+  v.push_back(make_problem(5, 7, 3, 3, 11, 4, 4, 2, 2, 1, 1, 1, 1, 1, 0, 0));         // batch-inner small images
+  v.push_back(make_problem(16, 10, 1, 1, 9, 4, 4, 1, 1, 0, 0, 1, 1, 1, 0, 0));        // DCGAN L1-like
+  v.push_back(make_problem(1, 6, 2, 40, 5, 1, 16, 1, 8, 0, 4, 1, 1, 1, 0, 0));        // HiFi-GAN-like
+  v.push_back(make_problem(1, 4, 12, 12, 1, 9, 9, 2, 2, 4, 4, 1, 1, 1, 1, 1));        // FSRCNN-like Cout=1
+  v.push_back(make_problem(2, 6, 4, 4, 6, 3, 3, 2, 2, 5, 5, 3, 3, 2, 2, 1));          // big padding + dilation
+  while (static_cast<int>(v.size()) < count) {
+    Problem p;
+    const bool dw = uni(0, 5) == 0;
+    const int64_t G = dw ? pick({1, 2, 3, 5, 8}) : pick({1, 1, 1, 2, 3});
+    const int64_t cin_g = dw ? 1 : pick({1, 2, 3, 4, 5, 7, 8, 13, 16, 17});
+    const int64_t cout_g = pick({1, 2, 3, 4, 5, 6, 7, 8, 9, 11, 12, 13, 16, 17, 23, 25});
+    const int64_t kH = uni(1, 5), kW = uni(1, 5), sH = uni(1, 4), sW = uni(1, 4), dH = uni(1, 3), dW = uni(1, 3);
+    const int64_t big = uni(0, 4) == 0;
+    const int64_t H = big ? uni(1, 40) : uni(1, 9), W = big ? uni(1, 70) : uni(1, 9);
+    const int64_t pH = uni(0, (kH - 1) * dH), pW = uni(0, (kW - 1) * dW);
+    const int64_t opH = uni(0, std::max(sH, dH) - 1), opW = uni(0, std::max(sW, dW) - 1);
+    const int64_t N = pick({0, 1, 1, 2, 3, 5});
+    p = make_problem(N, cin_g * G, H, W, cout_g * G, kH, kW, sH, sW, pH, pW, dH, dW, G, opH, opW);
+    if (!convt::check(p).empty()) continue;
+    const double cost = double(std::max<int64_t>(p.N, 1)) * p.Cin * H * W * cout_g * kH * kW;
+    if (cost > 3e6) continue;
+    v.push_back(p);
+  }
+  return v;
+}
+
+void test_sweep() {
+  std::mt19937_64 rng(20261125);
+  const auto problems = sweep_problems(rng, 320);
+  const auto isas = convt::available_isas();
+  int64_t cases = 0;
+  for (size_t pi = 0; pi < problems.size(); ++pi) {
+    const Problem& p = problems[pi];
+    const std::string c = convt::check(p);
+    if (!c.empty()) {
+      report(false, "sweep problem rejected by check(): " + describe(p) + ": " + c);
+      continue;
+    }
+    const Data d = random_data(p, rng);
+    const bool with_bias = pi % 3 != 2;
+    std::vector<double> ref, mag;
+    reference(p, d.x, d.w, with_bias ? &d.b : nullptr, ref, mag);
+    const int threads = 1 + static_cast<int>(pi % 3);
+    for (const std::string& isa : isas) {
+      convt::set_isa(isa);
+      bool guard = false;
+      std::string why;
+      const auto yf = run_core<float>(p, d, with_bias, threads, &guard);
+      report(guard && compare(p, yf, ref, mag, &why), "f32 " + isa + " " + describe(p) + (guard ? " " + why : " guard overwritten"));
+      const auto yd = run_core<double>(p, d, with_bias, threads, &guard);
+      why.clear();
+      report(guard && compare(p, yd, ref, mag, &why), "f64 " + isa + " " + describe(p) + (guard ? " " + why : " guard overwritten"));
+      cases += 2;
+    }
+  }
+  convt::set_isa(isas.front());
+  std::printf("sweep: %zu problems x %zu ISAs x 2 dtypes = %lld cases\n", problems.size(), isas.size(), (long long)cases);
+}
+
+std::vector<Problem> larger_problems() {
+  return {
+      make_problem(2, 32, 20, 20, 48, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 1),
+      make_problem(1, 64, 17, 23, 40, 4, 4, 2, 2, 1, 1, 1, 1, 1, 0, 0),
+      make_problem(3, 24, 9, 9, 30, 3, 3, 1, 1, 2, 2, 2, 2, 2, 0, 0),
+      make_problem(1, 64, 32, 32, 64, 4, 4, 2, 2, 1, 1, 1, 1, 64, 0, 0),  // depthwise
+      make_problem(16, 64, 4, 4, 32, 4, 4, 2, 2, 1, 1, 1, 1, 1, 0, 0),
+      make_problem(1, 32, 1, 256, 16, 1, 16, 1, 8, 0, 4, 1, 1, 1, 0, 0),
+  };
+}
+
+void test_thread_invariance() {
+  std::mt19937_64 rng(7);
+  const auto isas = convt::available_isas();
+  for (const Problem& p : larger_problems()) {
+    const Data d = random_data(p, rng);
+    std::vector<double> ref, mag;
+    reference(p, d.x, d.w, &d.b, ref, mag);
+    for (const std::string& isa : isas) {
+      convt::set_isa(isa);
+      bool guard = false;
+      std::string why;
+      const auto f1 = run_core<float>(p, d, true, 1, &guard);
+      report(guard && compare(p, f1, ref, mag, &why), "larger f32 " + isa + " " + describe(p) + " " + why);
+      const auto d1 = run_core<double>(p, d, true, 1, &guard);
+      report(guard && compare(p, d1, ref, mag, &why), "larger f64 " + isa + " " + describe(p) + " " + why);
+      for (int t : {2, 3, 8}) {
+        const auto ft = run_core<float>(p, d, true, t, &guard);
+        report(guard && std::memcmp(ft.data(), f1.data(), f1.size() * sizeof(float)) == 0,
+               "thread invariance f32 " + isa + " threads=" + std::to_string(t) + " " + describe(p));
+        const auto dt = run_core<double>(p, d, true, t, &guard);
+        report(guard && std::memcmp(dt.data(), d1.data(), d1.size() * sizeof(double)) == 0,
+               "thread invariance f64 " + isa + " threads=" + std::to_string(t) + " " + describe(p));
+      }
+    }
+  }
+  convt::set_isa(isas.front());
+}
+
+void test_concurrent_callers() {
+  std::mt19937_64 rng(11);
+  const auto problems = larger_problems();
+  std::vector<Data> data;
+  std::vector<std::vector<float>> expect;
+  for (const Problem& p : problems) {
+    data.push_back(random_data(p, rng));
+    bool guard;
+    expect.push_back(run_core<float>(p, data.back(), true, 1, &guard));
+  }
+  std::atomic<int> bad{0};
+  std::vector<std::thread> callers;
+  for (int c = 0; c < 6; ++c)
+    callers.emplace_back([&, c] {
+      for (int it = 0; it < 8; ++it) {
+        const size_t k = static_cast<size_t>(c + it) % problems.size();
+        bool guard = false;
+        const auto y = run_core<float>(problems[k], data[k], true, 1 + (c + it) % 3, &guard);
+        if (!guard || std::memcmp(y.data(), expect[k].data(), y.size() * sizeof(float)) != 0) bad.fetch_add(1);
+      }
+    });
+  for (auto& t : callers) t.join();
+  report(bad.load() == 0, "concurrent callers: " + std::to_string(bad.load()) + " wrong results");
+}
+
+void test_check() {
+  const Problem good = make_problem(2, 4, 5, 5, 6, 3, 3, 2, 2, 1, 1, 1, 1, 2, 1, 1);
+  report(convt::check(good).empty(), "check accepts a good problem: " + convt::check(good));
+  struct Bad {
+    const char* what;
+    Problem p;
+  };
+  std::vector<Bad> bad;
+  auto mod = [&](const char* what, auto f) {
+    Problem p = good;
+    f(p);
+    bad.push_back({what, p});
+  };
+  mod("negative N", [](Problem& p) { p.N = -1; });
+  mod("zero Cin", [](Problem& p) { p.Cin = 0; });
+  mod("zero H", [](Problem& p) { p.H = 0; });
+  mod("zero W", [](Problem& p) { p.W = 0; });
+  mod("zero Cout", [](Problem& p) { p.Cout = 0; });
+  mod("zero kernel", [](Problem& p) { p.kH = 0; });
+  mod("zero stride", [](Problem& p) { p.sW = 0; });
+  mod("negative padding", [](Problem& p) { p.pH = -1; });
+  mod("zero dilation", [](Problem& p) { p.dH = 0; });
+  mod("zero groups", [](Problem& p) { p.groups = 0; });
+  mod("groups not dividing Cin", [](Problem& p) { p.groups = 3; p.Cout = 6; });
+  mod("groups not dividing Cout", [](Problem& p) { p.Cout = 5; });
+  mod("Hout too small", [](Problem& p) { p.Hout -= 2; });
+  mod("Hout too large (op >= stride)", [](Problem& p) { p.Hout += 1; });
+  mod("Wout too large", [](Problem& p) { p.Wout += 5; });
+  mod("Hout zero", [](Problem& p) { p.Hout = 0; });
+  mod("padding too large", [](Problem& p) { p.pH = 10; p.Hout = 1; });
+  mod("huge H", [](Problem& p) { p.H = int64_t{1} << 40; });
+  mod("element count overflow", [](Problem& p) {
+    p.N = 2000000000; p.Cin = 2000000000; p.groups = 1; p.Cout = 1; p.H = 2000; p.W = 2000;
+    p.Hout = (p.H - 1) * 2 - 2 + 3; p.Wout = p.Hout;
+  });
+  mod("output above 2^53", [](Problem& p) {
+    p.N = 1 << 20; p.Cout = 1 << 20; p.groups = 1; p.Cin = 4; p.H = 1 << 7; p.W = 1 << 7; p.Hout = 2 * 127 + 1 - 2 + 2; p.Wout = p.Hout;
+  });
+  for (const Bad& b : bad) {
+    const std::string m = convt::check(b.p);
+    report(!m.empty(), std::string("check() must reject: ") + b.what + " " + describe(b.p));
+  }
+  // N = 0 with zero spatial size is accepted (PyTorch accepts empty batches)
+  Problem empty = good;
+  empty.N = 0;
+  report(convt::check(empty).empty(), "check accepts N = 0");
+  // the ISA API
+  const auto isas = convt::available_isas();
+  report(!isas.empty() && convt::active_isa() == isas.front(), "active ISA is the best available");
+  report(!convt::set_isa("no-such-isa"), "set_isa rejects unknown ISA");
+}
+
+// ------------------------------------------------------------------------------------------------
+// --bench
+// ------------------------------------------------------------------------------------------------
+struct Shape {
+  const char* id;
+  int64_t N, Cin, Cout, H, W, kH, kW, sH, sW, pH, pW, opH, opW, dH, dW, G;
+};
+const Shape kShapes[] = {
+    {"A1", 16, 100, 512, 1, 1, 4, 4, 1, 1, 0, 0, 0, 0, 1, 1, 1},
+    {"A2", 16, 512, 256, 4, 4, 4, 4, 2, 2, 1, 1, 0, 0, 1, 1, 1},
+    {"A3", 16, 256, 128, 8, 8, 4, 4, 2, 2, 1, 1, 0, 0, 1, 1, 1},
+    {"A4", 16, 128, 64, 16, 16, 4, 4, 2, 2, 1, 1, 0, 0, 1, 1, 1},
+    {"A5", 16, 64, 3, 32, 32, 4, 4, 2, 2, 1, 1, 0, 0, 1, 1, 1},
+    {"B1", 1, 1024, 512, 28, 28, 2, 2, 2, 2, 0, 0, 0, 0, 1, 1, 1},
+    {"B2", 1, 512, 256, 56, 56, 2, 2, 2, 2, 0, 0, 0, 0, 1, 1, 1},
+    {"B3", 1, 128, 64, 196, 196, 2, 2, 2, 2, 0, 0, 0, 0, 1, 1, 1},
+    {"C", 1, 56, 1, 128, 128, 9, 9, 2, 2, 4, 4, 1, 1, 1, 1, 1},
+    {"D", 1, 256, 256, 64, 64, 4, 4, 2, 2, 1, 1, 0, 0, 1, 1, 256},
+    {"E", 1, 64, 64, 56, 56, 3, 3, 1, 1, 2, 2, 0, 0, 2, 2, 1},
+    {"F", 1, 64, 64, 112, 112, 3, 3, 1, 1, 1, 1, 0, 0, 1, 1, 1},
+    {"G", 1, 512, 256, 1, 1024, 1, 16, 1, 8, 0, 4, 0, 0, 1, 1, 1},
+    {"H", 1, 16, 16, 32, 32, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 1},
+    {"Z", 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 1},
+};
+
+#if defined(__linux__)
+#include <time.h>
+double thread_cpu_s() {
+  timespec ts;
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+#else
+double thread_cpu_s() { return 0; }
+#endif
+
+double now_s() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+int bench(const char* only) {
+  std::printf("isa=%s\n", convt::active_isa().c_str());
+  std::printf("%-4s %10s | %12s %9s | %12s %9s | %12s %9s\n", "id", "GFLOP", "T1 ms", "GFLOP/s", "T2 ms", "GFLOP/s",
+              "T1 cpu ms", "GFLOP/s");
+  std::mt19937_64 rng(1);
+  for (const Shape& s : kShapes) {
+    if (only && std::strcmp(only, s.id) != 0) continue;
+    const Problem p = make_problem(s.N, s.Cin, s.H, s.W, s.Cout, s.kH, s.kW, s.sH, s.sW, s.pH, s.pW, s.dH, s.dW, s.G, s.opH, s.opW);
+    if (!convt::check(p).empty()) {
+      std::printf("%s: bad shape %s\n", s.id, convt::check(p).c_str());
+      return 1;
+    }
+    std::uniform_real_distribution<float> u(-1.f, 1.f);
+    std::vector<float> x(static_cast<size_t>(convt::input_elements(p))), w(static_cast<size_t>(convt::weight_elements(p))),
+        b(static_cast<size_t>(p.Cout)), y(static_cast<size_t>(convt::output_elements(p)));
+    for (auto& v : x) v = u(rng);
+    for (auto& v : w) v = u(rng);
+    for (auto& v : b) v = u(rng);
+    const double flops = 2.0 * s.N * s.Cin * s.H * s.W * (s.Cout / s.G) * s.kH * s.kW;
+    double med[2], cpu_med = 0;
+    for (int t = 1; t <= 2; ++t) {
+      for (int i = 0; i < 3; ++i) convt::conv_transpose2d(p, x.data(), w.data(), b.data(), y.data(), t);
+      std::vector<double> times, cpu;
+      const double t0 = now_s();
+      while (times.size() < 7 || (now_s() - t0 < 0.4 && times.size() < 2000)) {
+        const double a = now_s(), c = thread_cpu_s();
+        convt::conv_transpose2d(p, x.data(), w.data(), b.data(), y.data(), t);
+        times.push_back(now_s() - a);
+        cpu.push_back(thread_cpu_s() - c);
+      }
+      std::sort(times.begin(), times.end());
+      std::sort(cpu.begin(), cpu.end());
+      med[t - 1] = times[times.size() / 2];
+      if (t == 1) cpu_med = cpu[cpu.size() / 2];
+    }
+    std::printf("%-4s %10.4f | %12.4f %9.1f | %12.4f %9.1f | %12.4f %9.1f\n", s.id, flops * 1e-9, med[0] * 1e3,
+                flops / med[0] * 1e-9, med[1] * 1e3, flops / med[1] * 1e-9, cpu_med * 1e3, flops / cpu_med * 1e-9);
+    std::fflush(stdout);
+  }
+  return 0;
+}
+
+// ------------------------------------------------------------------------------------------------
+// --fma-peak: independent FMA chains on the best ISA
+// ------------------------------------------------------------------------------------------------
+#ifdef CONVT_TEST_X86_PEAK
+__attribute__((target("avx512f"))) double chains512(int64_t iters, bool f64) {
+  if (!f64) {
+    __m512 a[12], b = _mm512_set1_ps(0.999f), c = _mm512_set1_ps(1e-3f);
+    for (int i = 0; i < 12; ++i) a[i] = _mm512_set1_ps(float(i));
+    for (int64_t it = 0; it < iters; ++it)
+      for (int i = 0; i < 12; ++i) a[i] = _mm512_fmadd_ps(a[i], b, c);
+    float s = 0;
+    for (int i = 0; i < 12; ++i) s += _mm512_reduce_add_ps(a[i]);
+    return s;
+  }
+  __m512d a[12], b = _mm512_set1_pd(0.999), c = _mm512_set1_pd(1e-3);
+  for (int i = 0; i < 12; ++i) a[i] = _mm512_set1_pd(double(i));
+  for (int64_t it = 0; it < iters; ++it)
+    for (int i = 0; i < 12; ++i) a[i] = _mm512_fmadd_pd(a[i], b, c);
+  double s = 0;
+  for (int i = 0; i < 12; ++i) s += _mm512_reduce_add_pd(a[i]);
+  return s;
+}
+__attribute__((target("avx2,fma"))) double chains256(int64_t iters, bool f64) {
+  if (!f64) {
+    __m256 a[12], b = _mm256_set1_ps(0.999f), c = _mm256_set1_ps(1e-3f);
+    for (int i = 0; i < 12; ++i) a[i] = _mm256_set1_ps(float(i));
+    for (int64_t it = 0; it < iters; ++it)
+      for (int i = 0; i < 12; ++i) a[i] = _mm256_fmadd_ps(a[i], b, c);
+    float out[8], s = 0;
+    for (int i = 0; i < 12; ++i) {
+      _mm256_storeu_ps(out, a[i]);
+      for (float v : out) s += v;
+    }
+    return s;
+  }
+  __m256d a[12], b = _mm256_set1_pd(0.999), c = _mm256_set1_pd(1e-3);
+  for (int i = 0; i < 12; ++i) a[i] = _mm256_set1_pd(double(i));
+  for (int64_t it = 0; it < iters; ++it)
+    for (int i = 0; i < 12; ++i) a[i] = _mm256_fmadd_pd(a[i], b, c);
+  double out[4], s = 0;
+  for (int i = 0; i < 12; ++i) {
+    _mm256_storeu_pd(out, a[i]);
+    for (double v : out) s += v;
+  }
+  return s;
+}
+#endif
+
+int fma_peak() {
+#ifdef CONVT_TEST_X86_PEAK
+  const std::string isa = convt::available_isas().front();
+  const bool z = isa == "avx512";
+  if (!z && isa != "avx2") {
+    std::printf("fma_peak: no AVX2/AVX-512 on this CPU\n");
+    return 0;
+  }
+  const int lanes32 = z ? 16 : 8;
+  const int64_t iters = 20000000;
+  for (int threads = 1; threads <= 2; ++threads) {
+    double res[2];
+    for (int f64 = 0; f64 < 2; ++f64) {
+      double best = 0;
+      for (int rep = 0; rep < 3; ++rep) {
+        std::atomic<double> sink{0};
+        const double t0 = now_s();
+        std::vector<std::thread> th;
+        for (int t = 0; t < threads; ++t)
+          th.emplace_back([&] { sink.store(z ? chains512(iters, f64) : chains256(iters, f64)); });
+        for (auto& t : th) t.join();
+        const double dt = now_s() - t0;
+        const double lanes = f64 ? lanes32 / 2 : lanes32;
+        best = std::max(best, threads * double(iters) * 12 * lanes * 2 / dt * 1e-9);
+      }
+      res[f64] = best;
+    }
+    std::printf("fma_peak_gflops threads=%d fp32=%.1f fp64=%.1f\n", threads, res[0], res[1]);
+  }
+#else
+  std::printf("fma_peak: not measured on this architecture\n");
+#endif
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc > 1 && std::strcmp(argv[1], "--bench") == 0) {
+    if (argc > 3 && std::strcmp(argv[2], "--isa") == 0) convt::set_isa(argv[3]);
+    return bench(argc > 2 && std::strcmp(argv[2], "--isa") != 0 ? argv[2] : (argc > 4 ? argv[4] : nullptr));
+  }
+  if (argc > 1 && std::strcmp(argv[1], "--fma-peak") == 0) return fma_peak();
+  std::string isas;
+  for (auto& s : convt::available_isas()) isas += s + " ";
+  std::printf("available ISAs: %s(active %s)\n", isas.c_str(), convt::active_isa().c_str());
+  const double t0 = now_s();
+  test_check();
+  test_sweep();
+  test_thread_invariance();
+  test_concurrent_callers();
+  std::printf("time %.1f s\n", now_s() - t0);
+  std::printf("%d passed, %d failed\n", g_pass, g_fail);
+  return g_fail != 0;
 }

@@ -24,9 +24,9 @@ void parallel_for(int64_t n_tasks, int threads, TaskFn fn, void* ctx);
 
 // Convenience wrapper for lambdas.
 template <class F>
-void parallel_for(int64_t n_tasks, int threads, F&& f) {
+void parallel_for(int64_t n_tasks, int threads, const F& f) {
   parallel_for(
-      n_tasks, threads, [](void* c, int64_t t) { (*static_cast<F*>(c))(t); },
+      n_tasks, threads, [](void* c, int64_t t) { (*static_cast<const F*>(c))(t); },
       const_cast<void*>(static_cast<const void*>(&f)));
 }
 

@@ -1,0 +1,86 @@
+'use strict';
+// The machine's FMA peak (GFLOP/s), measured by the core test binary (`convt_core_test --fma-peak`, built
+// through scripts/run-core-tests.js), falling back to anchors.md's figures.
+
+const path = require('path');
+const { spawnSync } = require('child_process');
+const { PEAK } = require('./anchors');
+
+const root = path.resolve(__dirname, '..');
+const PLAUSIBLE = 0.75; // a measured peak below this fraction of anchors.md's is not trusted
+
+/** Builds (if needed) the core test binary in a child process, so its CMake output can be kept quiet. */
+function buildCoreTest() {
+  const script = path.join(root, 'scripts', 'run-core-tests.js');
+  const code = `const p = require(${JSON.stringify(script)}).ensureCoreTestBinary(); console.log('\\n@@EXE@@' + p);`;
+  const r = spawnSync(process.execPath, ['-e', code], { cwd: root, encoding: 'utf8', timeout: 300000 });
+  const out = `${r.stdout || ''}${r.stderr || ''}`;
+  const m = /@@EXE@@(.+)/.exec(r.stdout || '');
+  if (r.status === 0 && m) return { exe: m[1].trim() };
+  const tail = out.trim().split('\n').slice(-3).join(' | ');
+  return { error: r.error ? r.error.message : `build failed (exit ${r.status}): ${tail}` };
+}
+
+/** Parses `fma_peak_gflops threads=<n> fp32=<x> fp64=<y>` lines into { fp32: {n: x}, fp64: {n: y} }. */
+function parsePeak(text) {
+  const res = { fp32: {}, fp64: {} };
+  let any = false;
+  for (const line of text.split('\n')) {
+    const m = /fma_peak_gflops\s+threads=(\d+)\s+fp32=([\d.eE+-]+)\s+fp64=([\d.eE+-]+)/.exec(line);
+    if (!m) continue;
+    any = true;
+    res.fp32[+m[1]] = +m[2];
+    res.fp64[+m[1]] = +m[3];
+  }
+  return any ? res : null;
+}
+
+/**
+ * Returns { source, fp32: {1, 2}, fp64: {1, 2}, notes: [] }. `isa` (getBackend().isa) picks the anchors row
+ * used as a fallback: AVX-512 unless the kernels run AVX2 or older.
+ */
+function machinePeak(isa, log) {
+  const family = isa && !/avx512/i.test(isa) ? 'avx2' : 'avx512';
+  const fallback = PEAK[family];
+  const notes = [];
+  let measured = null;
+  log('measuring the FMA peak (building the core test binary if needed)...');
+  const b = buildCoreTest();
+  if (b.error) {
+    notes.push(`core test binary unavailable (${b.error})`);
+  } else {
+    const r = spawnSync(b.exe, ['--fma-peak'], { cwd: root, encoding: 'utf8', timeout: 120000 });
+    measured = parsePeak(`${r.stdout || ''}`);
+    if (!measured) {
+      const why = r.error ? r.error.message : `exit ${r.status}, no fma_peak_gflops lines`;
+      notes.push(`${path.basename(b.exe)} --fma-peak gave no peak (${why})`);
+    }
+  }
+  const out = { source: measured ? 'measured (convt_core_test --fma-peak)' : `anchors.md (${family})`, fp32: {}, fp64: {}, notes };
+  if (measured) out.measured = measured;
+  // A measurement far below anchors.md's is a busy machine (or a peak loop not using the ISA): keep it in the
+  // JSON, but take % of peak against the anchors figure rather than flatter every cell.
+  let implausible = false;
+  for (const prec of ['fp32', 'fp64']) {
+    for (const t of [1, 2]) {
+      const v = measured && measured[prec][t];
+      if (v > 0 && v >= PLAUSIBLE * fallback[prec][t]) out[prec][t] = v;
+      else {
+        out[prec][t] = fallback[prec][t];
+        if (v > 0) implausible = true;
+        else if (measured) notes.push(`${prec} T${t} not measured: anchors.md figure used`);
+      }
+    }
+  }
+  if (implausible) {
+    const m = measured;
+    notes.push(`measured peak (fp32 ${m.fp32[1]}/${m.fp32[2]}, fp64 ${m.fp64[1]}/${m.fp64[2]} GFLOP/s at T1/T2) is below ` +
+      `${PLAUSIBLE * 100}% of anchors.md's ${family} figures (machine busy?): anchors.md figures used where so`);
+    out.source = 'anchors.md where the measurement was implausibly low (see notes)';
+  }
+  if (!measured) notes.push(`using anchors.md peaks${family === 'avx512' ? '' : ' (AVX2 row)'}; fp64 = half of fp32 (assumed)`);
+  else if (implausible) notes.push('anchors.md has no fp64 peak: half of fp32 assumed');
+  return out;
+}
+
+module.exports = { machinePeak, parsePeak };

@@ -1,0 +1,217 @@
+/**
+ * `ConvTranspose2d`: a module holding a weight and an optional bias, mirroring `torch.nn.ConvTranspose2d`
+ * (same constructor arguments, same initialisation, same `forward(input, output_size)`).
+ * A thin wrapper: every call goes through the functional API, which validates once.
+ *
+ * @module
+ */
+import { convTranspose2d, convTranspose2dAsync } from './api';
+import { ConvTransposeError, ErrorCodes } from './errors';
+import { resolveSize2 } from './params';
+import { Random } from './random';
+import type { DType, Size2, Tensor } from './types';
+
+/** Constructor options of {@link ConvTranspose2d}, named as PyTorch's arguments (camelCase). */
+export interface ConvTranspose2dModuleOptions {
+  /** Default 1. */
+  stride?: Size2;
+  /** Default 0. */
+  padding?: Size2;
+  /** Default 0; must be smaller than stride or dilation (checked when `forward` runs, as in PyTorch). */
+  outputPadding?: Size2;
+  /** Default 1; must divide both channel counts. */
+  groups?: number;
+  /** Whether the module has a learnable bias. Default true. */
+  bias?: boolean;
+  /** Default 1. */
+  dilation?: Size2;
+  /** Only `'zeros'` is supported, as in PyTorch. */
+  paddingMode?: 'zeros';
+  /** Element type of the parameters (and of the inputs `forward` accepts). Default `'float32'`. */
+  dtype?: DType;
+  /** Seed of the initialisation: the same seed gives the same weight and bias. Default: random. */
+  seed?: number;
+}
+
+function describe(value: unknown): string {
+  if (typeof value === 'string') return JSON.stringify(value);
+  if (Array.isArray(value)) return `[${value.map(describe).join(', ')}]`;
+  return String(value);
+}
+
+function checkPositiveInteger(name: string, value: unknown, code: string): number {
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value <= 0) {
+    throw new ConvTransposeError(code, `${name} must be a positive integer, but got ${name}=${describe(value)}`);
+  }
+  return value;
+}
+
+/**
+ * A 2-D transposed convolution layer, as `torch.nn.ConvTranspose2d`.
+ *
+ * The weight has shape `(inChannels, outChannels / groups, kH, kW)` and, like the bias `(outChannels,)`, is
+ * initialised as PyTorch does: uniform in `[-b, b)` with `b = 1 / sqrt(fan_in)` and
+ * `fan_in = (outChannels / groups) * kH * kW` (`kaiming_uniform_(a=sqrt(5))`, whose bound reduces to that).
+ *
+ * @example
+ * ```ts
+ * const up = new ConvTranspose2d(16, 8, 3, { stride: 2, padding: 1, outputPadding: 1, seed: 1 });
+ * const y = up.forward({ data: new Float32Array(16 * 5 * 5), shape: [1, 16, 5, 5] }); // shape [1, 8, 10, 10]
+ * ```
+ */
+export class ConvTranspose2d {
+  readonly inChannels: number;
+  readonly outChannels: number;
+  readonly kernelSize: readonly [number, number];
+  readonly stride: readonly [number, number];
+  readonly padding: readonly [number, number];
+  readonly outputPadding: readonly [number, number];
+  readonly groups: number;
+  readonly dilation: readonly [number, number];
+  readonly dtype: DType;
+  /** `(inChannels, outChannels / groups, kH, kW)`. May be replaced (e.g. with trained values) by one of the same shape and dtype. */
+  weight: Tensor;
+  /** `(outChannels,)`, or null when constructed with `bias: false`. */
+  bias: Tensor | null;
+
+  /**
+   * @param inChannels - channels of the input.
+   * @param outChannels - channels of the output.
+   * @param kernelSize - `k` or `[kH, kW]`.
+   * @param options - stride, padding, outputPadding, groups, bias, dilation, paddingMode, dtype, seed.
+   * @throws ConvTransposeError for a padding mode other than `'zeros'` (`ERR_CONV_TRANSPOSE_PADDING`), groups that
+   *   are not a positive integer or do not divide both channel counts (`ERR_CONV_TRANSPOSE_GROUPS`), channel counts
+   *   that are not positive integers (`ERR_CONV_TRANSPOSE_CHANNELS`), kernel sizes that are not positive integers
+   *   (`ERR_CONV_TRANSPOSE_EMPTY_WEIGHT`), and invalid stride, padding, outputPadding or dilation values (their own codes).
+   */
+  constructor(inChannels: number, outChannels: number, kernelSize: Size2, options: ConvTranspose2dModuleOptions = {}) {
+    if (options === null || typeof options !== 'object') {
+      throw new ConvTransposeError(ErrorCodes.INVALID_ARGUMENT, `options must be an object, but got ${describe(options)}`);
+    }
+    const paddingMode: unknown = options.paddingMode ?? 'zeros';
+    if (paddingMode !== 'zeros') {
+      throw new ConvTransposeError(
+        ErrorCodes.PADDING,
+        `Only "zeros" padding mode is supported for ConvTranspose2d, but got paddingMode=${describe(paddingMode)}`,
+      );
+    }
+    const groups: unknown = options.groups ?? 1;
+    if (typeof groups !== 'number' || !Number.isSafeInteger(groups) || groups <= 0) {
+      throw new ConvTransposeError(ErrorCodes.GROUPS, `groups must be a positive integer, but got groups=${describe(groups)}`);
+    }
+    this.inChannels = checkPositiveInteger('in_channels', inChannels, ErrorCodes.CHANNELS);
+    this.outChannels = checkPositiveInteger('out_channels', outChannels, ErrorCodes.CHANNELS);
+    if (inChannels % groups !== 0) {
+      throw new ConvTransposeError(
+        ErrorCodes.GROUPS,
+        `in_channels must be divisible by groups, but got in_channels=${inChannels}, groups=${groups}`,
+      );
+    }
+    if (outChannels % groups !== 0) {
+      throw new ConvTransposeError(
+        ErrorCodes.GROUPS,
+        `out_channels must be divisible by groups, but got out_channels=${outChannels}, groups=${groups}`,
+      );
+    }
+    this.groups = groups;
+
+    const kernel = resolveSize2('kernelSize', kernelSize, 1);
+    if (kernelSize === undefined || kernel[0] <= 0 || kernel[1] <= 0) {
+      throw new ConvTransposeError(
+        ErrorCodes.EMPTY_WEIGHT,
+        `kernel size should be greater than zero, but got kernelSize=${describe(kernelSize)}`,
+      );
+    }
+    const stride = resolveSize2('stride', options.stride, 1);
+    if (stride[0] <= 0 || stride[1] <= 0) {
+      throw new ConvTransposeError(ErrorCodes.STRIDE, `non-positive stride is not supported, but got stride=${describe(options.stride)}`);
+    }
+    const padding = resolveSize2('padding', options.padding, 0);
+    if (padding[0] < 0 || padding[1] < 0) {
+      throw new ConvTransposeError(ErrorCodes.PADDING, `negative padding is not supported, but got padding=${describe(options.padding)}`);
+    }
+    const outputPadding = resolveSize2('outputPadding', options.outputPadding, 0);
+    if (outputPadding[0] < 0 || outputPadding[1] < 0) {
+      throw new ConvTransposeError(
+        ErrorCodes.OUTPUT_PADDING,
+        `negative output_padding is not supported, but got outputPadding=${describe(options.outputPadding)}`,
+      );
+    }
+    const dilation = resolveSize2('dilation', options.dilation, 1);
+    if (dilation[0] <= 0 || dilation[1] <= 0) {
+      throw new ConvTransposeError(
+        ErrorCodes.DILATION,
+        `dilation should be greater than zero, but got dilation_height: ${dilation[0]}, dilation_width: ${dilation[1]}`,
+      );
+    }
+    const dtype: unknown = options.dtype ?? 'float32';
+    if (dtype !== 'float32' && dtype !== 'float64') {
+      throw new ConvTransposeError(ErrorCodes.DTYPE, `dtype must be 'float32' or 'float64', but got dtype=${describe(dtype)}`);
+    }
+    const withBias: unknown = options.bias ?? true;
+    if (typeof withBias !== 'boolean') {
+      throw new ConvTransposeError(ErrorCodes.INVALID_ARGUMENT, `bias must be a boolean, but got bias=${describe(withBias)}`);
+    }
+    if (options.seed !== undefined && (typeof options.seed !== 'number' || !Number.isFinite(options.seed))) {
+      throw new ConvTransposeError(ErrorCodes.INVALID_ARGUMENT, `seed must be a finite number, but got seed=${describe(options.seed)}`);
+    }
+
+    this.kernelSize = Object.freeze(kernel);
+    this.stride = Object.freeze(stride);
+    this.padding = Object.freeze(padding);
+    this.outputPadding = Object.freeze(outputPadding);
+    this.dilation = Object.freeze(dilation);
+    this.dtype = dtype;
+
+    const coutPerGroup = outChannels / groups;
+    const weightShape = [inChannels, coutPerGroup, kernel[0], kernel[1]] as const;
+    const weightLength = inChannels * coutPerGroup * kernel[0] * kernel[1];
+    if (!Number.isSafeInteger(weightLength) || weightLength > 2 ** 32 - 1) {
+      throw new ConvTransposeError(ErrorCodes.TOO_LARGE, `weight of shape [${weightShape.join(', ')}] is too large`);
+    }
+    const Ctor = dtype === 'float32' ? Float32Array : Float64Array;
+    const rng = new Random(options.seed);
+    // PyTorch: kaiming_uniform_(weight, a=sqrt(5)) -> bound = sqrt(3) * sqrt(2 / (1 + 5)) / sqrt(fan_in) = 1/sqrt(fan_in),
+    // with fan_in = weight.size(1) * kH * kW; the bias uses the same 1/sqrt(fan_in).
+    const fanIn = coutPerGroup * kernel[0] * kernel[1];
+    const bound = 1 / Math.sqrt(fanIn);
+    const weightData = new Ctor(weightLength);
+    rng.fillUniform(weightData, -bound, bound);
+    this.weight = { data: weightData, shape: weightShape };
+    if (withBias) {
+      const biasData = new Ctor(outChannels);
+      rng.fillUniform(biasData, -bound, bound);
+      this.bias = { data: biasData, shape: [outChannels] };
+    } else {
+      this.bias = null;
+    }
+  }
+
+  /**
+   * Applies the layer: `convTranspose2d(input, this.weight, { bias, stride, padding, outputPadding, groups, dilation, outputSize })`.
+   *
+   * @param input - `(N, inChannels, H, W)` or unbatched `(inChannels, H, W)`, of the module's dtype.
+   * @param outputSize - optional `[H, W]` (or `[N, C, H, W]` / `[C, H, W]`) selecting the output padding, as PyTorch's
+   *   `forward(input, output_size)`.
+   */
+  forward(input: Tensor, outputSize?: readonly number[]): Tensor {
+    return convTranspose2d(input, this.weight, this.callOptions(outputSize));
+  }
+
+  /** As {@link ConvTranspose2d.forward}, computed off the JS thread (resolves with the output). */
+  forwardAsync(input: Tensor, outputSize?: readonly number[]): Promise<Tensor> {
+    return convTranspose2dAsync(input, this.weight, this.callOptions(outputSize));
+  }
+
+  private callOptions(outputSize: readonly number[] | undefined) {
+    return {
+      bias: this.bias,
+      stride: this.stride,
+      padding: this.padding,
+      outputPadding: this.outputPadding,
+      groups: this.groups,
+      dilation: this.dilation,
+      ...(outputSize === undefined ? {} : { outputSize }),
+    };
+  }
+}

@@ -1,0 +1,53 @@
+// Micro-kernel interface shared by the core driver and the per-ISA kernel files.
+//
+// GEMM micro-kernel (lanes = output pixels, broadcast = weights):
+//   C[c][l] = bias[c] + sum_{s < nseg} sum_{k < kseg} a[s][k*lda + l] * B[boff[s] + k*NR + c]
+//   for c < NR, l < MR; C[c][l] is stored at C + c*ldc + l (so the tile can go straight to an
+//   NCHW output row when its MR pixels are contiguous there, or to a small tile buffer).
+//   a[s]: pixel panel of segment s (one kernel tap), MR values per reduction step, lda apart: either
+//         a packed panel (lda = MR) or a window of a zero-padded input block (lda = its plane size).
+//   B: packed weight panel; kseg = input channels of the group.
+//   bias: NR values (never nullptr; the driver passes zeros when there is no bias).
+// Depthwise row kernel (no reduction over channels; vectorised over output pixels):
+//   acc[i] += sum_{t < ntaps} w[t] * src[t][i]  for i < len.
+#pragma once
+
+#include <cstdint>
+
+namespace convt {
+namespace kernels {
+
+template <class T>
+using GemmFn = void (*)(int64_t kseg, int nseg, const T* const* a, int64_t lda, const T* B, const int64_t* boff,
+                        const T* bias, T* C, int64_t ldc);
+
+template <class T>
+using DwRowFn = void (*)(T* acc, const T* const* src, const T* w, int ntaps, int64_t len);
+
+template <class T>
+struct GemmVariant {
+  int mr = 0, nr = 0;  // tile: mr pixels (a multiple of the vector width) x nr output channels
+  GemmFn<T> fn = nullptr;
+};
+
+constexpr int kMaxVariants = 8;
+
+template <class T>
+struct TypedSet {
+  GemmVariant<T> gemm[kMaxVariants];  // sorted by nr ascending; unused entries have fn == nullptr
+  DwRowFn<T> dw_row = nullptr;
+};
+
+struct KernelSet {
+  const char* isa;  // "avx512", "avx2", "sse2" / "neon" / "scalar"
+  TypedSet<float> f32;
+  TypedSet<double> f64;
+};
+
+// Each returns nullptr when the build has no such kernels (e.g. AVX-512 on arm64).
+const KernelSet* portable_kernels();
+const KernelSet* avx2_kernels();
+const KernelSet* avx512_kernels();
+
+}  // namespace kernels
+}  // namespace convt
