@@ -23,10 +23,12 @@ function ensureCoreTestBinary() {
     const rc = run('cmake', ['-S', root, '-B', buildDir, ...generator, '-DCMAKE_BUILD_TYPE=Release', '-DCONVT_BUILD_TESTS=ON']);
     if (rc !== 0) throw new Error(`cmake configure failed (exit ${rc})`);
   }
-  const rc = run('cmake', ['--build', buildDir, '--target', 'convt_core_test', '--parallel', '2']);
+  // --config matters for multi-config generators (Visual Studio, Xcode), which also add a Release/ folder
+  const rc = run('cmake', ['--build', buildDir, '--config', 'Release', '--target', 'convt_core_test', '--parallel', '2']);
   if (rc !== 0) throw new Error(`cmake build failed (exit ${rc})`);
-  const exe = path.join(buildDir, process.platform === 'win32' ? 'convt_core_test.exe' : 'convt_core_test');
-  if (!fs.existsSync(exe)) throw new Error(`${exe} was not produced`);
+  const name = process.platform === 'win32' ? 'convt_core_test.exe' : 'convt_core_test';
+  const exe = [path.join(buildDir, name), path.join(buildDir, 'Release', name)].find((p) => fs.existsSync(p));
+  if (!exe) throw new Error(`${name} was not produced in ${buildDir}`);
   return exe;
 }
 

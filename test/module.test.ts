@@ -83,6 +83,12 @@ describe('ConvTranspose2d initialisation (PyTorch: kaiming_uniform(a=sqrt(5)) an
     expectSameBytes(d64.weight, e64.weight, 'same seed float64');
   });
 
+  it('modules built without a seed are initialised differently (like torch, not a fixed default seed)', () => {
+    const a = new ConvTranspose2d(8, 6, 3);
+    const b = new ConvTranspose2d(8, 6, 3);
+    expect(Buffer.from(a.weight.data.buffer).equals(Buffer.from(b.weight.data.buffer))).toBe(false);
+  });
+
   it('dtype float64 gives Float64Array parameters', () => {
     const m = new ConvTranspose2d(4, 4, 3, { dtype: 'float64', seed: 3 });
     expect(m.weight.data).toBeInstanceOf(Float64Array);
@@ -166,6 +172,19 @@ describe('ConvTranspose2d forward', () => {
     const y = m.forward(x);
     const f = convTranspose2d(x, m.weight, { bias: m.bias, stride: 2 });
     expectSameBytes(y, f, 'after in-place update');
+  });
+
+  it('assigning new weight and bias tensors is honoured by the next forward', () => {
+    const m = new ConvTranspose2d(3, 4, 2, { stride: 2, seed: 12 });
+    const x = randTensor(new Rng(5), 'float32', [2, 3, 4, 4]);
+    m.forward(x);
+    const w = randTensor(new Rng(6), 'float32', [3, 4, 2, 2]);
+    const b = randTensor(new Rng(7), 'float32', [4]);
+    m.weight = w;
+    m.bias = b;
+    expectSameBytes(m.forward(x), convTranspose2d(x, w, { bias: b, stride: 2 }), 'after assignment');
+    m.bias = null;
+    expectSameBytes(m.forward(x), convTranspose2d(x, w, { stride: 2 }), 'bias removed');
   });
 
   it('forward rejects inputs whose channels differ from inChannels', () => {

@@ -176,6 +176,9 @@ describe.each(backends)('validation, backend $backend', ({ backend }) => {
       expect(e.message.length).toBeGreaterThan(0);
       expectCode(() => call({ dilation: [2 ** 30, 2 ** 30] }, x, w), ErrorCodes.TOO_LARGE, 'dilation 2^30');
       expectCode(() => call({ stride: [2 ** 31, 1] , dilation: [1, 2 ** 20] }, x, w), ErrorCodes.TOO_LARGE, 'mixed');
+      // every extent modest, only the total too large: 65536 channels x 513 x 513 > 2^32
+      expectCode(() => call({ stride: 512 }, x, { data: new Float32Array(65536), shape: [1, 65536, 1, 1] }), ErrorCodes.TOO_LARGE, 'Cout x Hout x Wout');
+      expect(outputShape([1, 1, 2, 2], [1, 65536, 1, 1], { stride: 512 })).toEqual([1, 65536, 513, 513]);
       // products that overflow 2^53 in the naive formula
       expectCode(() => call({ stride: 2 ** 40 }, x, w), ErrorCodes.TOO_LARGE, 'stride 2^40');
     });
@@ -256,6 +259,18 @@ describe.each(backends)('validation, backend $backend', ({ backend }) => {
       expect([...y2.shape]).toEqual([1, 3, 10, 9]);
       const ref = call({ stride: 2, padding: 1, outputPadding: [1, 0] });
       expectSameBytes(y2, ref, 'outputSize vs derived outputPadding');
+    });
+
+    it('async: inputs may be mutated right after the call returns (documented: copied before returning)', async () => {
+      const x = randTensor(new Rng(21), 'float64', [2, 4, 5, 5]);
+      const w = randTensor(new Rng(22), 'float64', [4, 3, 3, 3]);
+      const b = randTensor(new Rng(23), 'float64', [3]);
+      const sync = call({ stride: 2, bias: b }, x, w);
+      const p = convTranspose2dAsync(x, w, { stride: 2, bias: b, backend });
+      x.data.fill(0);
+      w.data.fill(0);
+      b.data.fill(0);
+      expectSameBytes(await p, sync, 'mutated after call');
     });
 
     it('inputs are not modified', () => {

@@ -29,6 +29,10 @@ constexpr int64_t kMinTaskFlops = int64_t{1} << 18;
 // ~20 us of copying: less than that is cheaper than a wake-up).
 constexpr int64_t kParallelPackMinElements = int64_t{1} << 16;
 
+// Cost of copying one element into a packed panel or padded block, in lane multiply-adds: a
+// copy moves ~1 element per cycle where a 2-FMA AVX-512 core does 32 lane-FMAs; 16 splits the two ISAs.
+constexpr double kCopyCost = 16.0;
+
 // Tap-exact cost model (choose_variant) walks every tile only when a phase has at most this many
 // pixels; larger phases waste at most a border fraction, so all taps are assumed valid.
 constexpr int64_t kExactCostMaxPixels = 16384;

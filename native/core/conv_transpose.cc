@@ -306,18 +306,29 @@ inline bool tap_hits(const Tap& t, int64_t lo, int64_t hi, int64_t extent) {
   return hi + t.off >= 0 && lo + t.off <= extent - 1;
 }
 
+// Two ways to feed the micro-kernel its pixel panel (chosen per problem by a cost model):
+//  - im2col: per tile, copy the tile's pixels for every valid tap into a packed panel (lda = MR).
+//    Exact lanes (tiles may span rows and images), skips taps no pixel of the tile uses; the copy
+//    costs taps x Cin/G per pixel, so it suits small images and many output channels.
+//  - direct: per task, copy a zero-padded block of input rows/columns once; a tap is then just a
+//    shifted window of the block (lda = block plane). Tiles run over the block's padded grid, so the
+//    lanes that fall on padding columns are computed and dropped; copy cost Cin/G per pixel.
 template <class T>
 struct Plan {
   const Problem* p;
   Geometry geo;
   kernels::GemmVariant<T> var;
   bool batch_inner = false;
+  bool direct = false;
   int64_t ntile_c = 0;   // channel tiles per group
   int64_t bgroup = 0;    // B elements per group
   int64_t maxK = 0;      // largest taps * Cin_g over phases
+  // direct mode: tap offset ranges over all phases, block extents (in phase rows / columns)
+  int64_t ymin = 0, ymax = 0, xmin = 0, xmax = 0;
+  int64_t R = 1, Cb = 1, maxHj = 0, maxWj = 0;
 };
 
-// Lanes of tile [m0, m0 + MR) of a phase, as runs.
+// Lanes of tile [m0, m0 + MR) of a phase (im2col mode), as runs.
 template <class T>
 int make_runs(const Plan<T>& pl, const Phase& ph, int64_t m0, Run* runs) {
   const int64_t N = pl.p->N, M = ph.M, mr = pl.var.mr;
@@ -348,6 +359,31 @@ int make_runs(const Plan<T>& pl, const Phase& ph, int64_t m0, Run* runs) {
   return nr;
 }
 
+// Lanes of a direct-mode tile: positions [q0, q0 + MR) of a block grid of width wblk whose row r is
+// phase row j0 + r and column c is phase column i0 + c; only columns c < ncols are real pixels.
+inline int make_runs_direct(int64_t q0, int64_t qend, int64_t wblk, int64_t ncols, int64_t n, int64_t j0, int64_t i0,
+                            int64_t mr, Run* runs) {
+  int nr = 0;
+  const int64_t end = std::min(qend, q0 + mr);
+  for (int64_t q = q0; q < end;) {
+    const int64_t r = q / wblk, c = q - r * wblk;
+    if (c >= ncols) {
+      q = (r + 1) * wblk;
+      continue;
+    }
+    Run ru;
+    ru.lane0 = static_cast<int32_t>(q - q0);
+    ru.len = static_cast<int32_t>(std::min(ncols - c, end - q));
+    ru.n = n;
+    ru.j = j0 + r;
+    ru.i = i0 + c;
+    ru.batch = false;
+    runs[nr++] = ru;
+    q += ru.len;
+  }
+  return nr;
+}
+
 struct Bounds {
   int64_t jmin, jmax, imin, imax;
 };
@@ -362,23 +398,24 @@ Bounds run_bounds(const Run* runs, int nrun) {
   return b;
 }
 
-// Estimated cost (in MR x NR x k micro-kernel steps weighted by kernel efficiency) of a variant and
-// an ordering; exact tap counting for small phases.
+// Rough efficiency of a tile shape: low-NR tiles are load-bound (measured: NR 1 ~0.5, 2-3 ~0.75).
+inline double tile_eff(int64_t nr) { return nr >= 4 ? 1.0 : nr >= 2 ? 0.75 : 0.5; }
+
+// Cost, in lane multiply-adds: im2col mode (exact tap counting for small phases) + its copying.
 template <class T>
-double plan_cost(Plan<T>& pl) {
+double cost_im2col(Plan<T>& pl) {
   const Problem& p = *pl.p;
   const int64_t mr = pl.var.mr, nr = pl.var.nr;
   const int64_t ntile_c = (pl.geo.Cout_g + nr - 1) / nr;
-  // Rough efficiency of a tile shape: low NR tiles are load-bound.
-  const double eff = nr >= 6 ? 1.0 : nr >= 4 ? 0.93 : nr == 3 ? 0.85 : nr == 2 ? 0.7 : 0.5;
   std::vector<Run> runs(static_cast<size_t>(mr));
-  double steps = 0;
+  double steps = 0, copied = 0;
   for (Phase& ph : pl.geo.phases) {
     ph.M = p.N * ph.Hj * ph.Wj;
     ph.mtiles = (ph.M + mr - 1) / mr;
     const int64_t T_all = static_cast<int64_t>(ph.ty.size() * ph.tx.size());
-    if (ph.Hj * ph.Wj * p.N > blocking::kExactCostMaxPixels) {
+    if (ph.M > blocking::kExactCostMaxPixels) {
       steps += static_cast<double>(ph.mtiles) * static_cast<double>(T_all * pl.geo.Cin_g + 4);
+      copied += static_cast<double>(ph.mtiles * mr) * static_cast<double>(T_all * pl.geo.Cin_g);
       continue;
     }
     for (int64_t mt = 0; mt < ph.mtiles; ++mt) {
@@ -388,35 +425,95 @@ double plan_cost(Plan<T>& pl) {
       for (const Tap& t : ph.ty) cy += tap_hits(t, b.jmin, b.jmax, p.H);
       for (const Tap& t : ph.tx) cx += tap_hits(t, b.imin, b.imax, p.W);
       steps += static_cast<double>(cy * cx * pl.geo.Cin_g + 4);  // +4: per-tile store/overhead
+      copied += static_cast<double>(cy * cx * pl.geo.Cin_g * mr) * (pl.batch_inner ? 2.0 : 1.0);
     }
   }
-  return steps * static_cast<double>(ntile_c * nr * mr) / eff;
+  return steps * static_cast<double>(ntile_c * nr * mr) / tile_eff(nr) + blocking::kCopyCost * copied;
 }
+
+// Direct mode: fixes the block extents (from the cache budget only, never from the thread count, so
+// the tiling and hence the result bytes do not depend on it) and returns its cost.
+template <class T>
+double cost_direct(Plan<T>& pl) {
+  const Problem& p = *pl.p;
+  const Geometry& geo = pl.geo;
+  const int64_t mr = pl.var.mr, nr = pl.var.nr;
+  const int64_t ntile_c = (geo.Cout_g + nr - 1) / nr;
+  bool first = true;
+  pl.maxHj = pl.maxWj = 0;
+  for (const Phase& ph : geo.phases) {
+    pl.maxHj = std::max(pl.maxHj, ph.Hj);
+    pl.maxWj = std::max(pl.maxWj, ph.Wj);
+    for (const Tap& t : ph.ty) {
+      pl.ymin = first ? t.off : std::min(pl.ymin, t.off);
+      pl.ymax = first ? t.off : std::max(pl.ymax, t.off);
+      first = false;
+    }
+  }
+  first = true;
+  for (const Phase& ph : geo.phases)
+    for (const Tap& t : ph.tx) {
+      pl.xmin = first ? t.off : std::min(pl.xmin, t.off);
+      pl.xmax = first ? t.off : std::max(pl.xmax, t.off);
+      first = false;
+    }
+  const int64_t yspan = pl.ymax - pl.ymin, xspan = pl.xmax - pl.xmin;
+  // Column block: whole rows unless a single row block overflows the budget.
+  const int64_t row_bytes = geo.Cin_g * int64_t(sizeof(T));
+  const int64_t budget = blocking::kABlockBytes;
+  int64_t Cb = pl.maxWj;
+  if (row_bytes * (1 + yspan) * (Cb + xspan) > budget) {
+    Cb = std::max<int64_t>(budget / (row_bytes * (1 + yspan)) - xspan, mr);
+    Cb = std::max<int64_t>(mr, Cb / mr * mr);
+    Cb = std::min(Cb, pl.maxWj);
+  }
+  const int64_t wblk = Cb + xspan;
+  int64_t R = std::max<int64_t>(1, budget / (row_bytes * wblk) - yspan);
+  R = std::min(R, pl.maxHj);
+  pl.R = R;
+  pl.Cb = Cb;
+  double lanes = 0, copied = 0;
+  for (int64_t j0 = 0; j0 < pl.maxHj; j0 += R)
+    for (int64_t i0 = 0; i0 < pl.maxWj; i0 += Cb) {
+      copied += static_cast<double>((std::min(R, pl.maxHj - j0) + yspan) * wblk * geo.Cin_g);
+      for (const Phase& ph : geo.phases) {
+        const int64_t rows = std::min(ph.Hj, j0 + R) - j0, cols = std::min(ph.Wj, i0 + Cb) - i0;
+        if (rows <= 0 || cols <= 0) continue;
+        const int64_t q = (rows - 1) * wblk + cols;
+        const int64_t K = static_cast<int64_t>(ph.ty.size() * ph.tx.size()) * geo.Cin_g;
+        lanes += static_cast<double>((q + mr - 1) / mr * mr) * static_cast<double>(K + 4);
+      }
+    }
+  return static_cast<double>(p.N) *
+         (lanes * static_cast<double>(ntile_c * nr) / tile_eff(nr) + blocking::kCopyCost * copied);
+}
+
+std::atomic<int> g_force_mode{-1};
 
 template <class T>
 Plan<T> make_plan(const Problem& p, const kernels::TypedSet<T>& ks) {
+  const int forced = g_force_mode.load(std::memory_order_relaxed);
   Plan<T> best;
   best.p = &p;
   best.geo = make_geometry(p);
   double best_cost = -1;
-  for (int bi = 0; bi < 2; ++bi) {
-    if (bi == 1) {
-      bool any_small = false;
-      for (const Phase& ph : best.geo.phases) any_small |= ph.Hj * ph.Wj < blocking::kBatchInnerMaxPhasePixels;
-      if (p.N <= 1 || !any_small) break;
-    }
+  bool any_small = false;
+  for (const Phase& ph : best.geo.phases) any_small |= ph.Hj * ph.Wj < blocking::kBatchInnerMaxPhasePixels;
+  for (int mode = 0; mode < 3; ++mode) {  // 0: im2col batch-outer, 1: im2col batch-inner, 2: direct
+    if (forced >= 0 ? mode != forced : (mode == 1 && (p.N <= 1 || !any_small))) continue;
     for (int v = 0; v < kernels::kMaxVariants && ks.gemm[v].fn; ++v) {
       Plan<T> cand;
       cand.p = &p;
       cand.geo = best.geo;
       cand.var = ks.gemm[v];
-      cand.batch_inner = bi == 1;
-      const double c = plan_cost(cand);
+      cand.batch_inner = mode == 1;
+      cand.direct = mode == 2;
+      const double c = cand.direct ? cost_direct(cand) : cost_im2col(cand);
       if (best_cost < 0 || c < best_cost) {
         best_cost = c;
-        best.var = cand.var;
-        best.batch_inner = cand.batch_inner;
-        best.geo = std::move(cand.geo);
+        Geometry g = std::move(cand.geo);
+        best = cand;
+        best.geo = std::move(g);
       }
     }
   }
@@ -463,14 +560,17 @@ void pack_b_unit(const Plan<T>& pl, const T* w, T* B, int64_t g, const Phase& ph
 // The GEMM driver
 // ------------------------------------------------------------------------------------------------
 struct TileInfo {
-  int64_t aofs;   // offset of the tile's packed A in the task's A block
-  int32_t nseg;   // valid taps
-  int32_t run0, nrun;
-  int32_t seg0;   // first entry in the task's segment-offset array
+  int32_t nseg;        // valid taps
+  int32_t run0, nrun;  // lanes -> pixels
+  int32_t seg0;        // first entry in the task's segment arrays (A pointers, B offsets)
+  int32_t phase;
 };
 
 struct Task {
-  int64_t g, phase, mt0, mt1, ct0, ct1;
+  int64_t g, phase_or_n;  // im2col: phase; direct: image
+  int64_t a0, a1;         // im2col: tile range; direct: phase rows [a0, a1)
+  int64_t b0, b1;         // direct: phase columns [b0, b1)
+  int64_t ct0, ct1;       // channel tiles
 };
 
 template <class T>
@@ -480,94 +580,161 @@ struct GemmCtx {
   const T* B;
   const T* biasp;  // padded bias, G * ntile_c * NR
   T* y;
-  const Task* tasks;
+};
+
+// Per-task scratch: tile infos, runs, segment A pointers and B offsets.
+template <class T>
+struct TaskScratch {
+  TileInfo* infos;
+  Run* runs;
+  const T** aptr;
+  int64_t* boff;
+  T* ctile;
 };
 
 template <class T>
-void run_task(const GemmCtx<T>& c, const Task& tk) {
+TaskScratch<T> task_scratch(int64_t ntiles, int64_t mr, int64_t nr, int64_t nseg_max) {
+  const size_t a = static_cast<size_t>(ntiles) * sizeof(TileInfo);
+  const size_t b = static_cast<size_t>(ntiles * mr) * sizeof(Run);
+  const size_t c = static_cast<size_t>(ntiles * nseg_max) * sizeof(T*);
+  const size_t d = static_cast<size_t>(ntiles * nseg_max) * sizeof(int64_t);
+  const size_t e = static_cast<size_t>(mr * nr) * sizeof(T);
+  auto up = [](size_t v) { return (v + 63) & ~size_t{63}; };
+  char* m = static_cast<char*>(scratch(kSlotInfo, up(a) + up(b) + up(c) + up(d) + up(e)));
+  TaskScratch<T> s;
+  s.infos = reinterpret_cast<TileInfo*>(m);
+  s.runs = reinterpret_cast<Run*>(m + up(a));
+  s.aptr = reinterpret_cast<const T**>(m + up(a) + up(b));
+  s.boff = reinterpret_cast<int64_t*>(m + up(a) + up(b) + up(c));
+  s.ctile = reinterpret_cast<T*>(m + up(a) + up(b) + up(c) + up(d));
+  return s;
+}
+
+// Runs the micro-kernel over the task's tiles for its channel tiles and writes the output.
+template <class T>
+void compute_tiles(const GemmCtx<T>& c, const Task& tk, const TaskScratch<T>& s, int64_t ntiles, int64_t lda) {
   const Plan<T>& pl = *c.pl;
   const Problem& p = *pl.p;
   const Geometry& geo = pl.geo;
-  const Phase& ph = geo.phases[static_cast<size_t>(tk.phase)];
   const int64_t mr = pl.var.mr, nr = pl.var.nr, Cin_g = geo.Cin_g, Cout_g = geo.Cout_g;
+  const kernels::GemmFn<T> fn = pl.var.fn;
+  for (int64_t ct = tk.ct0; ct < tk.ct1; ++ct) {
+    const T* bias = c.biasp + (tk.g * pl.ntile_c + ct) * nr;
+    const int64_t co0 = ct * nr, nc = std::min(nr, Cout_g - co0);
+    const int64_t cog0 = tk.g * Cout_g + co0;  // absolute output channel of the tile's first channel
+    for (int64_t t = 0; t < ntiles; ++t) {
+      const TileInfo& ti = s.infos[t];
+      const Phase& ph = geo.phases[static_cast<size_t>(ti.phase)];
+      const int64_t K = static_cast<int64_t>(ph.ty.size() * ph.tx.size()) * Cin_g;
+      const T* Bp = c.B + tk.g * pl.bgroup + ph.bofs + ct * K * nr;
+      const Run* tr = s.runs + ti.run0;
+      const Run& r0 = tr[0];
+      if (p.sW == 1 && ti.nrun == 1 && !r0.batch && r0.len == mr && nc == nr) {
+        T* dst = c.y + (r0.n * p.Cout + cog0) * geo.HWo + (p.sH * r0.j + ph.ry) * p.Wout + r0.i;
+        fn(Cin_g, ti.nseg, s.aptr + ti.seg0, lda, Bp, s.boff + ti.seg0, bias, dst, geo.HWo);
+        continue;
+      }
+      fn(Cin_g, ti.nseg, s.aptr + ti.seg0, lda, Bp, s.boff + ti.seg0, bias, s.ctile, mr);
+      for (int r = 0; r < ti.nrun; ++r) {
+        const Run& ru = tr[r];
+        const int64_t oy = p.sH * ru.j + ph.ry, ox = p.sW * ru.i + ph.rx;
+        T* dst = c.y + (ru.n * p.Cout + cog0) * geo.HWo + oy * p.Wout + ox;
+        if (ru.batch) {
+          for (int64_t cc = 0; cc < nc; ++cc) {
+            const T* sp = s.ctile + cc * mr + ru.lane0;
+            T* d = dst + cc * geo.HWo;
+            for (int32_t l = 0; l < ru.len; ++l) d[l * geo.CoutHWo] = sp[l];
+          }
+        } else if (p.sW == 1) {
+          for (int64_t cc = 0; cc < nc; ++cc)
+            std::memcpy(dst + cc * geo.HWo, s.ctile + cc * mr + ru.lane0, static_cast<size_t>(ru.len) * sizeof(T));
+        } else {
+          const int64_t sw = p.sW;
+          for (int64_t cc = 0; cc < nc; ++cc) {
+            const T* sp = s.ctile + cc * mr + ru.lane0;
+            T* d = dst + cc * geo.HWo;
+            for (int32_t l = 0; l < ru.len; ++l) d[l * sw] = sp[l];
+          }
+        }
+      }
+    }
+  }
+}
+
+template <class T>
+void run_task_im2col(const GemmCtx<T>& c, const Task& tk) {
+  const Plan<T>& pl = *c.pl;
+  const Problem& p = *pl.p;
+  const Geometry& geo = pl.geo;
+  const Phase& ph = geo.phases[static_cast<size_t>(tk.phase_or_n)];
+  const int64_t mr = pl.var.mr, Cin_g = geo.Cin_g;
   const int64_t ntx = static_cast<int64_t>(ph.tx.size());
-  const int64_t Kfull = static_cast<int64_t>(ph.ty.size()) * ntx * Cin_g;
-  const int64_t ntiles = tk.mt1 - tk.mt0;
-
-  // Per-task scratch: A block, tile infos + runs + segment offsets, one C tile.
-  T* A = static_cast<T*>(scratch(kSlotA, static_cast<size_t>(std::max<int64_t>(1, ntiles * Kfull * mr)) * sizeof(T)));
-  const size_t info_bytes = static_cast<size_t>(ntiles) * (sizeof(TileInfo) + static_cast<size_t>(mr) * sizeof(Run) +
-                                                           (ph.ty.size() * ph.tx.size() + 1) * sizeof(int64_t));
-  char* info_mem = static_cast<char*>(scratch(kSlotInfo, info_bytes + 64));
-  TileInfo* infos = reinterpret_cast<TileInfo*>(info_mem);
-  Run* runs = reinterpret_cast<Run*>(info_mem + static_cast<size_t>(ntiles) * sizeof(TileInfo));
-  int64_t* segs = reinterpret_cast<int64_t*>(info_mem + static_cast<size_t>(ntiles) * (sizeof(TileInfo) + mr * sizeof(Run)));
-  T* ctile = static_cast<T*>(scratch(kSlotTile, static_cast<size_t>(mr * nr) * sizeof(T) +
-                                                   (ph.ty.size() * ph.tx.size() + 1) * sizeof(T*)));
-  const T** aptr = reinterpret_cast<const T**>(ctile + mr * nr);
-
+  const int64_t ntaps = static_cast<int64_t>(ph.ty.size()) * ntx;
+  const int64_t ntiles = tk.a1 - tk.a0;
+  T* A = static_cast<T*>(scratch(kSlotA, static_cast<size_t>(std::max<int64_t>(1, ntiles * ntaps * Cin_g * mr)) * sizeof(T)));
+  const TaskScratch<T> s = task_scratch<T>(ntiles, mr, pl.var.nr, std::max<int64_t>(1, ntaps));
   const T* xg = c.x + tk.g * Cin_g * geo.HW;  // channel 0 of the group, image 0
 
-  // ---- pack A for every tile of the task
+  struct RunSrc {
+    const T* src;    // element for ci = 0, lane 0 of the run (may point outside; only [lo,hi) used)
+    int32_t lo, hi;  // lanes [lo, hi) of the run are valid for this tap
+  };
+  RunSrc rs[256];  // runs per tile <= mr <= 256
   int64_t aofs = 0;
   int32_t nrun_total = 0, nseg_total = 0;
-  struct RunSrc {
-    const T* src;     // element for ci = 0, lane 0 of the run (may point outside; only [lo,hi) used)
-    int32_t lo, hi;   // lanes [lo, hi) of the run are valid for this tap
-  };
-  RunSrc rs[256];  // mr <= 256
   for (int64_t t = 0; t < ntiles; ++t) {
-    TileInfo& ti = infos[t];
-    Run* tr = runs + nrun_total;
-    const int nrun = make_runs(pl, ph, (tk.mt0 + t) * mr, tr);
+    TileInfo& ti = s.infos[t];
+    Run* tr = s.runs + nrun_total;
+    const int nrun = make_runs(pl, ph, (tk.a0 + t) * mr, tr);
     const int64_t used = tr[nrun - 1].lane0 + tr[nrun - 1].len;
     const Bounds b = run_bounds(tr, nrun);
-    ti.aofs = aofs;
+    ti.phase = static_cast<int32_t>(tk.phase_or_n);
     ti.run0 = nrun_total;
     ti.nrun = nrun;
     ti.seg0 = nseg_total;
     int32_t nseg = 0;
-    T* a = A + aofs;
     for (size_t iy = 0; iy < ph.ty.size(); ++iy) {
       const Tap& ty = ph.ty[iy];
       if (!tap_hits(ty, b.jmin, b.jmax, p.H)) continue;
       for (size_t ix = 0; ix < ph.tx.size(); ++ix) {
         const Tap& tx = ph.tx[ix];
         if (!tap_hits(tx, b.imin, b.imax, p.W)) continue;
-        segs[nseg_total + nseg] = (static_cast<int64_t>(iy) * ntx + static_cast<int64_t>(ix)) * Cin_g * nr;
+        T* a = A + aofs;
+        s.aptr[nseg_total + nseg] = a;
+        s.boff[nseg_total + nseg] = (static_cast<int64_t>(iy) * ntx + static_cast<int64_t>(ix)) * Cin_g * pl.var.nr;
         ++nseg;
+        aofs += Cin_g * mr;
         for (int r = 0; r < nrun; ++r) {
           const Run& ru = tr[r];
           const int64_t iy_in = ru.j + ty.off, ix_in = ru.i + tx.off;
-          RunSrc& s = rs[r];
+          RunSrc& q = rs[r];
           if (iy_in < 0 || iy_in >= p.H) {
-            s.lo = s.hi = 0;
-            s.src = xg;
+            q.lo = q.hi = 0;
+            q.src = xg;
           } else if (ru.batch) {
             const bool ok = ix_in >= 0 && ix_in < p.W;
-            s.lo = 0;
-            s.hi = ok ? ru.len : 0;
-            s.src = xg + ru.n * geo.CinHW + iy_in * p.W + (ok ? ix_in : 0);
+            q.lo = 0;
+            q.hi = ok ? ru.len : 0;
+            q.src = xg + ru.n * geo.CinHW + iy_in * p.W + (ok ? ix_in : 0);
           } else {
-            s.lo = static_cast<int32_t>(std::min<int64_t>(ru.len, std::max<int64_t>(0, -ix_in)));
-            s.hi = static_cast<int32_t>(std::max<int64_t>(s.lo, std::min<int64_t>(ru.len, p.W - ix_in)));
-            s.src = xg + ru.n * geo.CinHW + iy_in * p.W + ix_in;  // lane l reads src[l] (l in [lo,hi))
+            q.lo = static_cast<int32_t>(std::min<int64_t>(ru.len, std::max<int64_t>(0, -ix_in)));
+            q.hi = static_cast<int32_t>(std::max<int64_t>(q.lo, std::min<int64_t>(ru.len, p.W - ix_in)));
+            q.src = xg + ru.n * geo.CinHW + iy_in * p.W + ix_in;  // lane l reads src[l] (l in [lo,hi))
           }
         }
         for (int64_t ci = 0; ci < Cin_g; ++ci) {
           const int64_t cofs = ci * geo.HW;
           for (int r = 0; r < nrun; ++r) {
             const Run& ru = tr[r];
-            const RunSrc& s = rs[r];
+            const RunSrc& q = rs[r];
             T* d = a + ru.lane0;
             int32_t l = 0;
-            for (; l < s.lo; ++l) d[l] = T(0);
+            for (; l < q.lo; ++l) d[l] = T(0);
+            const T* src = q.src + cofs;
             if (ru.batch) {
-              const T* src = s.src + cofs;
-              for (; l < s.hi; ++l) d[l] = src[l * geo.CinHW];
+              for (; l < q.hi; ++l) d[l] = src[l * geo.CinHW];
             } else {
-              const T* src = s.src + cofs;
-              for (; l < s.hi; ++l) d[l] = src[l];
+              for (; l < q.hi; ++l) d[l] = src[l];
             }
             for (; l < ru.len; ++l) d[l] = T(0);
           }
@@ -579,55 +746,85 @@ void run_task(const GemmCtx<T>& c, const Task& tk) {
     ti.nseg = nseg;
     nseg_total += nseg;
     nrun_total += nrun;
-    aofs += static_cast<int64_t>(nseg) * Cin_g * mr;
   }
+  compute_tiles(c, tk, s, ntiles, mr);
+}
 
-  // ---- compute: channel tiles outer (B panel reused across the task's pixel tiles), pixel tiles inner
-  const kernels::GemmFn<T> fn = pl.var.fn;
-  const int64_t Kstride = Kfull * nr;  // B elements per channel tile of this phase
-  for (int64_t ct = tk.ct0; ct < tk.ct1; ++ct) {
-    const T* Bp = c.B + tk.g * pl.bgroup + ph.bofs + ct * Kstride;
-    const T* bias = c.biasp + (tk.g * pl.ntile_c + ct) * nr;
-    const int64_t co0 = ct * nr, nc = std::min(nr, Cout_g - co0);
-    const int64_t cog0 = tk.g * Cout_g + co0;  // absolute output channel of the tile's first channel
-    for (int64_t t = 0; t < ntiles; ++t) {
-      const TileInfo& ti = infos[t];
-      const Run* tr = runs + ti.run0;
-      const int64_t* sg = segs + ti.seg0;
-      const Run& r0 = tr[0];
-      for (int32_t sidx = 0; sidx < ti.nseg; ++sidx) aptr[sidx] = A + ti.aofs + sidx * Cin_g * mr;
-      if (p.sW == 1 && ti.nrun == 1 && !r0.batch && r0.len == mr && nc == nr) {
-        T* dst = c.y + (r0.n * p.Cout + cog0) * geo.HWo + (p.sH * r0.j + ph.ry) * p.Wout + r0.i;
-        fn(Cin_g, ti.nseg, aptr, mr, Bp, sg, bias, dst, geo.HWo);
+template <class T>
+void run_task_direct(const GemmCtx<T>& c, const Task& tk) {
+  const Plan<T>& pl = *c.pl;
+  const Problem& p = *pl.p;
+  const Geometry& geo = pl.geo;
+  const int64_t mr = pl.var.mr, Cin_g = geo.Cin_g, n = tk.phase_or_n;
+  const int64_t j0 = tk.a0, i0 = tk.b0;
+  const int64_t rows = tk.a1 - tk.a0, cols = tk.b1 - tk.b0;
+  const int64_t brows = rows + pl.ymax - pl.ymin, wblk = cols + pl.xmax - pl.xmin;
+  const int64_t plane = brows * wblk;
+
+  // 1. zero-padded input block: row r <-> input row j0 + ymin + r, column q <-> input column i0 + xmin + q
+  const size_t slack = static_cast<size_t>(mr + 64);
+  T* blk = static_cast<T*>(scratch(kSlotA, (static_cast<size_t>(Cin_g * plane) + slack) * sizeof(T)));
+  const T* xs = c.x + (n * p.Cin + tk.g * Cin_g) * geo.HW;
+  const int64_t ix0 = i0 + pl.xmin;
+  const int64_t lo = std::min(wblk, std::max<int64_t>(0, -ix0)), hi = std::max(lo, std::min(wblk, p.W - ix0));
+  for (int64_t ci = 0; ci < Cin_g; ++ci) {
+    T* d = blk + ci * plane;
+    for (int64_t r = 0; r < brows; ++r, d += wblk) {
+      const int64_t iy = j0 + pl.ymin + r;
+      if (iy < 0 || iy >= p.H || hi == lo) {
+        std::memset(d, 0, static_cast<size_t>(wblk) * sizeof(T));
         continue;
       }
-      fn(Cin_g, ti.nseg, aptr, mr, Bp, sg, bias, ctile, mr);
-      for (int r = 0; r < ti.nrun; ++r) {
-        const Run& ru = tr[r];
-        const int64_t oy = p.sH * ru.j + ph.ry, ox = p.sW * ru.i + ph.rx;
-        if (ru.batch) {
-          T* dst = c.y + (ru.n * p.Cout + cog0) * geo.HWo + oy * p.Wout + ox;
-          for (int64_t cc = 0; cc < nc; ++cc) {
-            const T* s = ctile + cc * mr + ru.lane0;
-            T* d = dst + cc * geo.HWo;
-            for (int32_t l = 0; l < ru.len; ++l) d[l * geo.CoutHWo] = s[l];
-          }
-        } else {
-          T* dst = c.y + (ru.n * p.Cout + cog0) * geo.HWo + oy * p.Wout + ox;
-          const int64_t sw = p.sW;
-          for (int64_t cc = 0; cc < nc; ++cc) {
-            const T* s = ctile + cc * mr + ru.lane0;
-            T* d = dst + cc * geo.HWo;
-            if (sw == 1) {
-              std::memcpy(d, s, static_cast<size_t>(ru.len) * sizeof(T));
-            } else {
-              for (int32_t l = 0; l < ru.len; ++l) d[l * sw] = s[l];
-            }
-          }
-        }
-      }
+      if (lo > 0) std::memset(d, 0, static_cast<size_t>(lo) * sizeof(T));
+      std::memcpy(d + lo, xs + ci * geo.HW + iy * p.W + ix0 + lo, static_cast<size_t>(hi - lo) * sizeof(T));
+      if (hi < wblk) std::memset(d + hi, 0, static_cast<size_t>(wblk - hi) * sizeof(T));
     }
   }
+  std::memset(blk + Cin_g * plane, 0, slack * sizeof(T));  // junk lanes of the last tiles read here
+
+  // 2. tiles of every phase over the block grid
+  int64_t ntiles = 0, maxtaps = 1;
+  for (const Phase& ph : geo.phases) {
+    const int64_t pr = std::min(ph.Hj, j0 + rows) - j0, pc = std::min(ph.Wj, i0 + cols) - i0;
+    if (pr > 0 && pc > 0) ntiles += ((pr - 1) * wblk + pc + mr - 1) / mr;
+    maxtaps = std::max<int64_t>(maxtaps, static_cast<int64_t>(ph.ty.size() * ph.tx.size()));
+  }
+  const TaskScratch<T> s = task_scratch<T>(ntiles, mr, pl.var.nr, maxtaps);
+  int64_t t = 0;
+  int32_t nrun_total = 0, nseg_total = 0;
+  for (size_t phi = 0; phi < geo.phases.size(); ++phi) {
+    const Phase& ph = geo.phases[phi];
+    const int64_t pr = std::min(ph.Hj, j0 + rows) - j0, pc = std::min(ph.Wj, i0 + cols) - i0;
+    if (pr <= 0 || pc <= 0) continue;
+    const int64_t qend = (pr - 1) * wblk + pc;
+    const int64_t ntx = static_cast<int64_t>(ph.tx.size());
+    for (int64_t q0 = 0; q0 < qend; q0 += mr, ++t) {
+      TileInfo& ti = s.infos[t];
+      Run* tr = s.runs + nrun_total;
+      const int nrun = make_runs_direct(q0, qend, wblk, pc, n, j0, i0, mr, tr);
+      const Bounds b = run_bounds(tr, nrun);
+      ti.phase = static_cast<int32_t>(phi);
+      ti.run0 = nrun_total;
+      ti.nrun = nrun;
+      ti.seg0 = nseg_total;
+      int32_t nseg = 0;
+      for (size_t iy = 0; iy < ph.ty.size(); ++iy) {
+        const Tap& ty = ph.ty[iy];
+        if (!tap_hits(ty, b.jmin, b.jmax, p.H)) continue;
+        for (size_t ix = 0; ix < ph.tx.size(); ++ix) {
+          const Tap& tx = ph.tx[ix];
+          if (!tap_hits(tx, b.imin, b.imax, p.W)) continue;
+          s.aptr[nseg_total + nseg] = blk + (ty.off - pl.ymin) * wblk + (tx.off - pl.xmin) + q0;
+          s.boff[nseg_total + nseg] = (static_cast<int64_t>(iy) * ntx + static_cast<int64_t>(ix)) * Cin_g * pl.var.nr;
+          ++nseg;
+        }
+      }
+      ti.nseg = nseg;
+      nseg_total += nseg;
+      nrun_total += nrun;
+    }
+  }
+  compute_tiles(c, tk, s, ntiles, plane);
 }
 
 template <class T>
@@ -647,6 +844,10 @@ void gemm_path(const Problem& p, const T* x, const T* w, const T* bias, T* y, in
     for (int64_t c = 0; c < pl.ntile_c * nr; ++c)
       biasp[g * pl.ntile_c * nr + c] = (bias && c < geo.Cout_g) ? bias[g * geo.Cout_g + c] : T(0);
 
+  const double flops = 2.0 * static_cast<double>(p.N) * static_cast<double>(p.Cin) * static_cast<double>(p.H * p.W) *
+                       static_cast<double>(geo.Cout_g) * static_cast<double>(p.kH * p.kW);
+  if (flops < static_cast<double>(blocking::kParallelMinFlops)) threads = 1;
+
   // Pack B: units = (group, phase, channel tile).
   const int64_t nph = static_cast<int64_t>(geo.phases.size());
   const int64_t units = p.groups * nph * pl.ntile_c;
@@ -656,36 +857,69 @@ void gemm_path(const Problem& p, const T* x, const T* w, const T* bias, T* y, in
   };
   threading::parallel_for(units, weight_elements(p) >= blocking::kParallelPackMinElements ? threads : 1, pack_unit);
 
-  // Tasks.
-  const double flops = 2.0 * static_cast<double>(p.N) * static_cast<double>(p.Cin) * static_cast<double>(p.H * p.W) *
-                       static_cast<double>(geo.Cout_g) * static_cast<double>(p.kH * p.kW);
-  if (flops < static_cast<double>(blocking::kParallelMinFlops)) threads = 1;
-  int64_t mt_per = std::max<int64_t>(1, blocking::kABlockBytes / std::max<int64_t>(1, pl.maxK * mr * int64_t(sizeof(T))));
-  int64_t ct_per = pl.ntile_c;
-  auto count_tasks = [&](int64_t mtp, int64_t ctp) {
-    int64_t n = 0;
-    for (const Phase& ph : geo.phases) n += ((ph.mtiles + mtp - 1) / mtp) * ((pl.ntile_c + ctp - 1) / ctp);
-    return n * p.groups;
-  };
-  if (threads > 1) {
-    const int64_t target = int64_t{threads} * blocking::kTasksPerThread;
-    const int64_t max_tasks = std::max<int64_t>(1, static_cast<int64_t>(flops / static_cast<double>(blocking::kMinTaskFlops)));
-    while (count_tasks(mt_per, ct_per) < std::min(target, max_tasks) && mt_per > 1) mt_per = (mt_per + 1) / 2;
-    while (count_tasks(mt_per, ct_per) < std::min(target, max_tasks) && ct_per > 1) ct_per = (ct_per + 1) / 2;
-  }
+  // Tasks. The tiling is fixed by the plan; the thread count only changes how tiles are grouped.
+  const int64_t target = int64_t{threads} * blocking::kTasksPerThread;
+  const int64_t max_tasks = std::max<int64_t>(1, static_cast<int64_t>(flops / static_cast<double>(blocking::kMinTaskFlops)));
+  const int64_t want = threads > 1 ? std::min(target, max_tasks) : 1;
   std::vector<Task> tasks;
-  tasks.reserve(static_cast<size_t>(count_tasks(mt_per, ct_per)));
-  for (int64_t g = 0; g < p.groups; ++g)
-    for (int64_t ph = 0; ph < nph; ++ph) {
-      const Phase& P = geo.phases[static_cast<size_t>(ph)];
-      for (int64_t mt = 0; mt < P.mtiles; mt += mt_per)
-        for (int64_t ct = 0; ct < pl.ntile_c; ct += ct_per)
-          tasks.push_back({g, ph, mt, std::min(P.mtiles, mt + mt_per), ct, std::min(pl.ntile_c, ct + ct_per)});
-    }
-  GemmCtx<T> ctx{&pl, x, B, biasp, y, tasks.data()};
-  threading::parallel_for(static_cast<int64_t>(tasks.size()), threads,
-                          [&](int64_t t) { run_task(ctx, tasks[static_cast<size_t>(t)]); });
+  if (pl.direct) {
+    const int64_t nrb = (pl.maxHj + pl.R - 1) / pl.R, ncb = (pl.maxWj + pl.Cb - 1) / pl.Cb;
+    const int64_t blocks = p.groups * p.N * nrb * ncb;
+    int64_t ct_per = pl.ntile_c;
+    while (blocks * ((pl.ntile_c + ct_per - 1) / ct_per) < want && ct_per > 1) ct_per = (ct_per + 1) / 2;
+    tasks.reserve(static_cast<size_t>(blocks * ((pl.ntile_c + ct_per - 1) / ct_per)));
+    for (int64_t g = 0; g < p.groups; ++g)
+      for (int64_t n = 0; n < p.N; ++n)
+        for (int64_t j0 = 0; j0 < pl.maxHj; j0 += pl.R)
+          for (int64_t i0 = 0; i0 < pl.maxWj; i0 += pl.Cb)
+            for (int64_t ct = 0; ct < pl.ntile_c; ct += ct_per)
+              tasks.push_back({g, n, j0, std::min(pl.maxHj, j0 + pl.R), i0, std::min(pl.maxWj, i0 + pl.Cb), ct,
+                               std::min(pl.ntile_c, ct + ct_per)});
+  } else {
+    int64_t mt_per =
+        std::max<int64_t>(1, blocking::kABlockBytes / std::max<int64_t>(1, pl.maxK * mr * int64_t(sizeof(T))));
+    int64_t ct_per = pl.ntile_c;
+    auto count_tasks = [&](int64_t mtp, int64_t ctp) {
+      int64_t k = 0;
+      for (const Phase& ph : geo.phases) k += ((ph.mtiles + mtp - 1) / mtp) * ((pl.ntile_c + ctp - 1) / ctp);
+      return k * p.groups;
+    };
+    while (count_tasks(mt_per, ct_per) < want && mt_per > 1) mt_per = (mt_per + 1) / 2;
+    while (count_tasks(mt_per, ct_per) < want && ct_per > 1) ct_per = (ct_per + 1) / 2;
+    tasks.reserve(static_cast<size_t>(count_tasks(mt_per, ct_per)));
+    for (int64_t g = 0; g < p.groups; ++g)
+      for (int64_t ph = 0; ph < nph; ++ph) {
+        const Phase& P = geo.phases[static_cast<size_t>(ph)];
+        for (int64_t mt = 0; mt < P.mtiles; mt += mt_per)
+          for (int64_t ct = 0; ct < pl.ntile_c; ct += ct_per)
+            tasks.push_back({g, ph, mt, std::min(P.mtiles, mt + mt_per), 0, 0, ct, std::min(pl.ntile_c, ct + ct_per)});
+      }
+  }
+  GemmCtx<T> ctx{&pl, x, B, biasp, y};
+  if (pl.direct)
+    threading::parallel_for(static_cast<int64_t>(tasks.size()), threads,
+                            [&](int64_t t) { run_task_direct(ctx, tasks[static_cast<size_t>(t)]); });
+  else
+    threading::parallel_for(static_cast<int64_t>(tasks.size()), threads,
+                            [&](int64_t t) { run_task_im2col(ctx, tasks[static_cast<size_t>(t)]); });
 }
+
+
+}  // namespace
+
+void force_plan_mode_for_testing(int mode) { g_force_mode.store(mode < 0 || mode > 2 ? -1 : mode); }
+
+std::string describe_plan(const Problem& p) {
+  if (!check(p).empty()) return "invalid problem";
+  if (p.Cin / p.groups == 1) return "depthwise";
+  const Plan<float> pl = make_plan(p, active_set()->f32);
+  std::string s = pl.direct ? "direct" : pl.batch_inner ? "im2col-batch-inner" : "im2col";
+  s += " tile " + std::to_string(pl.var.mr) + "x" + std::to_string(pl.var.nr);
+  if (pl.direct) s += " block rows " + std::to_string(pl.R) + " cols " + std::to_string(pl.Cb);
+  return s;
+}
+
+namespace {
 
 // ------------------------------------------------------------------------------------------------
 // Depthwise path (Cin/G == 1): out[n, co] = bias + sum_taps x[n, g] * w[g, co % Cout_g]; no reduction

@@ -37,4 +37,11 @@ std::string active_isa();
 // Chooses the kernels' instruction set for all later calls; false if `isa` is not available.
 bool set_isa(const std::string& isa);
 
+// Testing aid: forces how the GEMM path feeds its micro-kernel for all later calls
+// (-1 automatic, the default; 0 im2col batch-outer; 1 im2col batch-inner; 2 direct padded block).
+// Results stay correct in every mode; only speed (and FMA rounding order) changes.
+void force_plan_mode_for_testing(int mode);
+// Testing aid: a one-line description of the plan the next call with p would use (dtype float).
+std::string describe_plan(const Problem& p);
+
 }  // namespace convt

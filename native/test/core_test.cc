@@ -212,20 +212,25 @@ void test_sweep() {
     std::vector<double> ref, mag;
     reference(p, d.x, d.w, with_bias ? &d.b : nullptr, ref, mag);
     const int threads = 1 + static_cast<int>(pi % 3);
-    for (const std::string& isa : isas) {
-      convt::set_isa(isa);
-      bool guard = false;
-      std::string why;
-      const auto yf = run_core<float>(p, d, with_bias, threads, &guard);
-      report(guard && compare(p, yf, ref, mag, &why), "f32 " + isa + " " + describe(p) + (guard ? " " + why : " guard overwritten"));
-      const auto yd = run_core<double>(p, d, with_bias, threads, &guard);
-      why.clear();
-      report(guard && compare(p, yd, ref, mag, &why), "f64 " + isa + " " + describe(p) + (guard ? " " + why : " guard overwritten"));
-      cases += 2;
-    }
+    for (const std::string& isa : isas)
+      for (int mode = -1; mode <= 2; ++mode) {  // automatic plan, then each GEMM feeding mode forced
+        convt::set_isa(isa);
+        convt::force_plan_mode_for_testing(mode);
+        const std::string tag = isa + " mode " + std::to_string(mode) + " " + describe(p);
+        bool guard = false;
+        std::string why;
+        const auto yf = run_core<float>(p, d, with_bias, threads, &guard);
+        report(guard && compare(p, yf, ref, mag, &why), "f32 " + tag + (guard ? " " + why : " guard overwritten"));
+        const auto yd = run_core<double>(p, d, with_bias, threads, &guard);
+        why.clear();
+        report(guard && compare(p, yd, ref, mag, &why), "f64 " + tag + (guard ? " " + why : " guard overwritten"));
+        cases += 2;
+      }
   }
+  convt::force_plan_mode_for_testing(-1);
   convt::set_isa(isas.front());
-  std::printf("sweep: %zu problems x %zu ISAs x 2 dtypes = %lld cases\n", problems.size(), isas.size(), (long long)cases);
+  std::printf("sweep: %zu problems x %zu ISAs x 4 plan modes x 2 dtypes = %lld cases\n", problems.size(), isas.size(),
+              (long long)cases);
 }
 
 std::vector<Problem> larger_problems() {
@@ -246,8 +251,10 @@ void test_thread_invariance() {
     const Data d = random_data(p, rng);
     std::vector<double> ref, mag;
     reference(p, d.x, d.w, &d.b, ref, mag);
-    for (const std::string& isa : isas) {
+    for (const std::string& isa : isas)
+    for (int mode = -1; mode <= 2; ++mode) {
       convt::set_isa(isa);
+      convt::force_plan_mode_for_testing(mode);
       bool guard = false;
       std::string why;
       const auto f1 = run_core<float>(p, d, true, 1, &guard);
@@ -264,6 +271,7 @@ void test_thread_invariance() {
       }
     }
   }
+  convt::force_plan_mode_for_testing(-1);
   convt::set_isa(isas.front());
 }
 
@@ -419,8 +427,9 @@ int bench(const char* only) {
       med[t - 1] = times[times.size() / 2];
       if (t == 1) cpu_med = cpu[cpu.size() / 2];
     }
-    std::printf("%-4s %10.4f | %12.4f %9.1f | %12.4f %9.1f | %12.4f %9.1f\n", s.id, flops * 1e-9, med[0] * 1e3,
-                flops / med[0] * 1e-9, med[1] * 1e3, flops / med[1] * 1e-9, cpu_med * 1e3, flops / cpu_med * 1e-9);
+    std::printf("%-4s %10.4f | %12.4f %9.1f | %12.4f %9.1f | %12.4f %9.1f | %s\n", s.id, flops * 1e-9, med[0] * 1e3,
+                flops / med[0] * 1e-9, med[1] * 1e3, flops / med[1] * 1e-9, cpu_med * 1e3, flops / cpu_med * 1e-9,
+                convt::describe_plan(p).c_str());
     std::fflush(stdout);
   }
   return 0;
