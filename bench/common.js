@@ -168,4 +168,28 @@ function geomean(xs) {
   return Math.exp(v.reduce((a, x) => a + Math.log(x), 0) / v.length);
 }
 
-module.exports = { outSize, describe, makeData, relErr, median, nowMs, policy, timeSync, timeAsync, geomean, rng };
+/**
+ * CPU accounting snapshot (Linux): all CPUs' busy and total ticks from /proc/stat, this process's CPU time
+ * (all its threads, e.g. ORT's and the addon's), wall time. null elsewhere.
+ */
+function cpuSnapshot() {
+  try {
+    const f = require('fs').readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
+    const [user, nice, system, idle, iowait = 0, irq = 0, softirq = 0, steal = 0] = f;
+    const u = process.cpuUsage();
+    return { busy: user + nice + system + irq + softirq + steal, total: user + nice + system + idle + iowait + irq + softirq + steal,
+      ownUs: u.user + u.system, wallUs: Number(process.hrtime.bigint()) / 1e3 };
+  } catch {
+    return null;
+  }
+}
+
+/** CPUs' worth of work done by other processes between two snapshots (0 = the machine was ours). */
+function foreignLoad(a, b, ncpu) {
+  if (!a || !b || b.total <= a.total || b.wallUs <= a.wallUs) return NaN;
+  const busyCpus = ((b.busy - a.busy) / (b.total - a.total)) * ncpu;
+  const ownCpus = (b.ownUs - a.ownUs) / (b.wallUs - a.wallUs);
+  return Math.max(0, busyCpus - ownCpus);
+}
+
+module.exports = { cpuSnapshot, foreignLoad, outSize, describe, makeData, relErr, median, nowMs, policy, timeSync, timeAsync, geomean, rng };

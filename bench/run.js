@@ -17,6 +17,7 @@ const { renderChart } = require('./chart');
 const HERE = __dirname;
 const FP64_SHAPES = ['A2', 'A3', 'A4', 'B1', 'B2', 'E', 'F', 'G']; // compute-bound: where a float64 peak % means something
 const MEM_SHAPES = ['B3', 'G'];
+const BUSY = 0.25; // CPUs used by other processes above which a shape's timings are flagged
 const ERR_TOL = 1e-4; // float32 results further than this (norm-wise, vs the reference) are flagged
 
 function parseArgs(argv) {
@@ -162,6 +163,7 @@ async function main() {
     ` (calls slower than ${pol.slowMs} ms: ${pol.slowReps ? `${pol.slowReps} reps` : 'the checked first call only'})${opt.quick ? ' [--quick]' : ''}`);
   log('cells: time (GFLOP/s, % of fp32 peak at that thread count); err = max|y - ref| / max|ref|');
 
+  const snapStart = C.cpuSnapshot(); // after the peak measurement (a child process) and before the memory probe
   const results = [];
   for (const s of shapes) {
     const r = await benchShape(s, { opt, pol, pkg, nativeOk, tsOk, ort, tfjs, peak, log });
@@ -169,10 +171,17 @@ async function main() {
   }
 
   const fp64 = nativeOk && opt.fp64 ? benchFp64(shapes, { pkg, pol, peak, log }) : [];
+  const otherLoad = C.foreignLoad(snapStart, C.cpuSnapshot(), os.cpus().length);
+  machine.otherLoadCpus = +otherLoad.toFixed(2);
   const memory = nativeOk && opt.mem ? benchMemory(shapes, log) : [];
 
   const summary = summarize(results);
   printSummary(results, summary, fp64, memory, peak, log);
+  if (Number.isFinite(otherLoad)) {
+    log('');
+    log(`other processes used ${otherLoad.toFixed(2)} of ${os.cpus().length} CPUs on average while timing` +
+      `${otherLoad > BUSY ? ': the machine was busy, timings are pessimistic and noisy (flagged per shape)' : ''}`);
+  }
 
   const elapsed = (C.nowMs() - t0) / 1000;
   const json = {
@@ -202,6 +211,7 @@ async function benchShape(s, ctx) {
   const { pol, pkg, nativeOk, tsOk, ort, tfjs, peak, log } = ctx;
   const sh = C.describe(s);
   const data = C.makeData(sh);
+  const snap0 = C.cpuSnapshot();
   const cells = {};
   const shapeNotes = [];
   const input = { data: data.x, shape: sh.inputShape };
@@ -311,6 +321,9 @@ async function benchShape(s, ctx) {
     }
   }
 
+  const otherLoad = C.foreignLoad(snap0, C.cpuSnapshot(), os.cpus().length);
+  if (otherLoad > BUSY) shapeNotes.push(`other processes kept ${otherLoad.toFixed(2)} CPUs busy during this shape: its times are unreliable`);
+
   // Ratios (speed: other's time / ours).
   const ms = (k) => (cells[k] && cells[k].ms > 0 ? cells[k].ms : NaN);
   const a = ANCHORS[sh.id];
@@ -351,7 +364,7 @@ async function benchShape(s, ctx) {
 
   return {
     id: sh.id, desc: sh.desc, gflop: sh.gflop, inputShape: sh.inputShape, weightShape: sh.weightShape, outputShape: sh.outputShape,
-    reference: refName, cells, ratios, bestPeerT2: bp2, bestPeerT1: bp1, bestPeerT2ScaledMs, anchors: a || null, notes: shapeNotes,
+    reference: refName, otherLoadCpus: +otherLoad.toFixed(2), cells, ratios, bestPeerT2: bp2, bestPeerT1: bp1, bestPeerT2ScaledMs, anchors: a || null, notes: shapeNotes,
   };
 }
 
@@ -433,10 +446,11 @@ function summarize(results) {
 
 function printSummary(results, summary, fp64, memory, peak, log) {
   log('');
-  log('## Summary (cells: ms (GFLOP/s, % fp32 peak); H and Z in µs; ratios are speed ratios, > 1 = ours faster)');
+  log('## Summary (cells: ms (GFLOP/s, % fp32 peak); H and Z in µs; ratios are speed ratios, > 1 = ours faster;');
+  log('## busy = CPUs used by other processes while the shape ran; ! = err above tolerance)');
   log('');
   const head = ['shape', 'GFLOP', 'native T1', 'native T2', 'native T2 out', 'TS', 'ORT T1', 'ORT T2', 'tfjs-cpu',
-    'native/ORT T2', 'bestPeer/ORT T2 (anchors)', 'native/bestPeer T2', 'TS/tfjs'];
+    'native/ORT T2', 'bestPeer/ORT T2 (anchors)', 'native/bestPeer T2', 'TS/tfjs', 'busy'];
   const rows = results.map((r) => {
     const c = r.cells;
     return [
@@ -445,6 +459,7 @@ function printSummary(results, summary, fp64, memory, peak, log) {
       cellText(c.ts, r.id, false), cellText(c.ortT1, r.id), cellText(c.ortT2, r.id), cellText(c.tfjs, r.id, false),
       fmtX(r.ratios.nativeVsOrtT2), `${fmtX(r.ratios.bestPeerVsOrtT2Anchors)}${r.bestPeerT2 ? ` ${r.bestPeerT2.name}` : ''}`,
       fmtX(r.ratios.nativeVsBestPeerT2), fmtX(r.ratios.tsVsTfjs),
+      Number.isFinite(r.otherLoadCpus) ? r.otherLoadCpus.toFixed(2) : '–',
     ];
   });
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((row) => String(row[i]).length)));

@@ -33,13 +33,13 @@ export const ErrorCodes = {
   BIAS: 'ERR_CONV_TRANSPOSE_BIAS',
   /** Data not a Float32Array/Float64Array, or input, weight, bias and out of different dtypes. PyTorch kind `dtype`. */
   DTYPE: 'ERR_CONV_TRANSPOSE_DTYPE',
-  /** A tensor whose data length differs from the product of its shape, or a malformed shape. */
+  /** A tensor whose data length differs from the product of its shape (e.g. a detached buffer). */
   DATA_LENGTH: 'ERR_CONV_TRANSPOSE_DATA_LENGTH',
-  /** A tensor or option of the wrong type (not an object, a shape that is not a list of integers, ...). */
+  /** A tensor or option of the wrong type (not an object, a shape that is not a list of non-negative integers, ...). */
   INVALID_ARGUMENT: 'ERR_CONV_TRANSPOSE_INVALID_ARGUMENT',
   /** A result larger than a typed array can hold, or sizes whose product overflows. */
   TOO_LARGE: 'ERR_CONV_TRANSPOSE_TOO_LARGE',
-  /** `out` of the wrong shape or dtype, detached, or sharing memory with an input. */
+  /** `out` of the wrong shape or size, detached, or sharing memory with an input (a wrong dtype is DTYPE). */
   OUT: 'ERR_CONV_TRANSPOSE_OUT',
   /** A backend was requested that cannot be used (e.g. native forced but not loadable), or an unknown backend name. */
   BACKEND: 'ERR_CONV_TRANSPOSE_BACKEND',

@@ -9,6 +9,7 @@
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import { ConvTransposeError } from './errors';
+import { checkTensor } from './params';
 import type { Tensor } from './types';
 
 const NPY_CODE = 'ERR_CONV_TRANSPOSE_NPY';
@@ -109,22 +110,12 @@ export function readNpy(bytes: Uint8Array): Tensor {
 /**
  * Serialises a tensor as `.npy` bytes (`<f4` for Float32Array data, `<f8` for Float64Array; C order).
  *
- * @throws ConvTransposeError (`ERR_CONV_TRANSPOSE_NPY`) when the data is not a Float32Array/Float64Array or its
- *   length differs from the product of the shape.
+ * @throws ConvTransposeError with the library's tensor codes (`ERR_CONV_TRANSPOSE_DTYPE`, `ERR_CONV_TRANSPOSE_DATA_LENGTH`,
+ *   `ERR_CONV_TRANSPOSE_INVALID_ARGUMENT`) when the tensor is malformed.
  */
 export function writeNpy(t: Tensor): Uint8Array {
-  const { data, shape } = t;
-  let descr: string;
-  if (data instanceof Float32Array) descr = '<f4';
-  else if (data instanceof Float64Array) descr = '<f8';
-  else throw npyError('writeNpy: tensor data must be a Float32Array or a Float64Array');
-  if (!Array.isArray(shape) || !shape.every((d) => Number.isSafeInteger(d) && d >= 0)) {
-    throw npyError(`writeNpy: shape must be a list of non-negative integers, got ${JSON.stringify(shape)}`);
-  }
-  const count = shape.reduce((a: number, b: number) => a * b, 1);
-  if (count !== data.length) {
-    throw npyError(`writeNpy: data length ${data.length} does not match shape [${shape.join(', ')}] (${count} elements)`);
-  }
+  const { data, shape } = checkTensor('writeNpy(tensor)', t);
+  const descr = data instanceof Float32Array ? '<f4' : '<f8';
   const shapeText = shape.length === 1 ? `(${shape[0]},)` : `(${shape.join(', ')})`;
   const dict = `{'descr': '${descr}', 'fortran_order': False, 'shape': ${shapeText}, }`;
   let prefix = 10;

@@ -89,13 +89,14 @@ function dtypeOf(what: string, data: unknown): DType {
   );
 }
 
-interface CheckedTensor {
+export interface CheckedTensor {
   data: FloatArray;
   shape: readonly number[];
   dtype: DType;
 }
 
-function checkTensor(what: string, t: unknown): CheckedTensor {
+/** Checks a tensor argument: an object with Float32Array/Float64Array data whose length matches its shape. */
+export function checkTensor(what: string, t: unknown): CheckedTensor {
   if (t === null || typeof t !== 'object' || !('data' in t) || !('shape' in t)) {
     fail(ErrorCodes.INVALID_ARGUMENT, `${what} must be a tensor { data, shape }, but got ${show(t)}`);
   }
@@ -332,8 +333,11 @@ export function prepareCall(input: unknown, weight: unknown, rawOptions?: unknow
   let bias: FloatArray | null = null;
   if (options.bias !== undefined && options.bias !== null) {
     let biasShape: readonly number[];
-    if (options.bias instanceof Float32Array || options.bias instanceof Float64Array) {
-      bias = options.bias;
+    const raw: unknown = options.bias;
+    if (ArrayBuffer.isView(raw) || Array.isArray(raw)) {
+      // a bare array: only the two float typed arrays are accepted (no silent conversion of others)
+      bias = raw as FloatArray;
+      dtypeOf('bias', raw);
       biasShape = [bias.length];
     } else {
       const bt = checkTensor('bias', options.bias);
@@ -361,10 +365,7 @@ export function prepareCall(input: unknown, weight: unknown, rawOptions?: unknow
       fail(ErrorCodes.OUT, `out must be a tensor { data, shape }, but got ${show(ot)}`);
     }
     const o = ot as Tensor;
-    if (!(o.data instanceof Float32Array || o.data instanceof Float64Array)) {
-      fail(ErrorCodes.OUT, `out.data must be a ${xt.dtype === 'float32' ? 'Float32Array' : 'Float64Array'}, but got ${show(o.data)}`);
-    }
-    if (dtypeOf('out.data', o.data) !== xt.dtype) fail(ErrorCodes.OUT, `out must have the input's dtype ${xt.dtype}`);
+    checkDtype('out', dtypeOf('out.data', o.data), xt.dtype);
     const sameShape = Array.isArray(o.shape) && o.shape.length === outputShape.length && o.shape.every((d, i) => d === outputShape[i]);
     if (!sameShape) fail(ErrorCodes.OUT, `out.shape must be [${outputShape.join(', ')}], but got ${show(o.shape)}`);
     if (o.data.length !== outputLength) {

@@ -1,12 +1,13 @@
 // Validation beyond errors.json: what PyTorch's type system would reject, JS-specific misuse, and edge cases
 // that must work. Every rejection is a ConvTransposeError with the parameter's own code, on every backend.
+import { execFileSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
 import {
   ConvTransposeError, ErrorCodes, convTranspose2d, convTranspose2dAsync, getBackend, outputShape, setNumThreads,
 } from '../lib/index';
 import type { ConvTranspose2dOptions, Tensor } from '../lib/types';
 import {
-  Rng, backends, caught, expectAsyncCode, expectCode, expectSameBytes, nativeTested, randTensor, refConvTranspose2d, relErr,
+  Rng, backends, caught, repoRoot, expectAsyncCode, expectCode, expectSameBytes, nativeTested, randTensor, refConvTranspose2d, relErr,
 } from './helpers';
 
 const rng = new Rng(2468);
@@ -367,11 +368,24 @@ describe('backend selection', () => {
     const b = convTranspose2d(x32, w32);
     expectSameBytes(a, b, 'auto vs default');
   });
-  it.runIf(!nativeTested)('forcing native when it did not load is a backend error that says why', () => {
-    const e = expectCode(() => convTranspose2d(x32, w32, { backend: 'native' }), ErrorCodes.BACKEND, 'native unavailable');
-    expect(e.message).toMatch(/native/i);
-    expect(e.message.length).toBeGreaterThan(30);
-    expect(getBackend().loadError, 'getBackend().loadError explains the failure').toBeTruthy();
+  // A child whose loader finds no binary: PREBUILDS_ONLY=1 makes node-gyp-build ignore build/, and the repo has no prebuilds/.
+  it('forcing native when it did not load is a backend error that says why and how to fix it', () => {
+    const script =
+      "const ct = require('./dist/index.js'); const out = { loadError: ct.getBackend().loadError };" +
+      "try { ct.convTranspose2d({ data: new Float32Array(1), shape: [1, 1, 1, 1] }, { data: new Float32Array(1), shape: [1, 1, 1, 1] }, { backend: 'native' }); }" +
+      ' catch (e) { out.code = e.code; out.message = e.message; }' +
+      ' console.log(JSON.stringify(out));';
+    const env = { ...process.env, PREBUILDS_ONLY: '1' };
+    delete env.CONV_TRANSPOSE_NATIVE;
+    delete env.CONV_TRANSPOSE_BACKEND;
+    const r = JSON.parse(execFileSync(process.execPath, ['-e', script], { cwd: repoRoot, env, encoding: 'utf8' })) as {
+      loadError?: string; code?: string; message?: string;
+    };
+    expect(r.loadError, 'getBackend().loadError explains the failure').toMatch(/No native build was found/);
+    expect(r.code).toBe(ErrorCodes.BACKEND);
+    expect(r.message).toContain(r.loadError);
+    expect(r.message).toMatch(/npm rebuild conv-transpose/);
+    expect(r.message).toMatch(/backend: 'js'/);
   });
 });
 

@@ -280,8 +280,10 @@ Geometry make_geometry(const Problem& p) {
   g.CinHW = p.Cin * g.HW;
   g.HWo = p.Hout * p.Wout;
   g.CoutHWo = p.Cout * g.HWo;
-  for (int64_t ry = 0; ry < std::min(p.sH, p.Hout); ++ry)
-    for (int64_t rx = 0; rx < std::min(p.sW, p.Wout); ++rx) {
+  // All sH*sW phases, even those no output pixel has (Hout < sH): the packed weight layout then depends
+  // only on channels, kernel, stride, padding and dilation (see PackedWeights).
+  for (int64_t ry = 0; ry < p.sH; ++ry)
+    for (int64_t rx = 0; rx < p.sW; ++rx) {
       Phase ph;
       ph.ry = ry;
       ph.rx = rx;
@@ -490,8 +492,9 @@ double cost_direct(Plan<T>& pl) {
 
 std::atomic<int> g_force_mode{-1};
 
+// forced_nr > 0: only tile shapes with that many channels (weights packed earlier for it).
 template <class T>
-Plan<T> make_plan(const Problem& p, const kernels::TypedSet<T>& ks) {
+Plan<T> make_plan(const Problem& p, const kernels::TypedSet<T>& ks, int forced_nr = 0) {
   const int forced = g_force_mode.load(std::memory_order_relaxed);
   Plan<T> best;
   best.p = &p;
@@ -502,6 +505,7 @@ Plan<T> make_plan(const Problem& p, const kernels::TypedSet<T>& ks) {
   for (int mode = 0; mode < 3; ++mode) {  // 0: im2col batch-outer, 1: im2col batch-inner, 2: direct
     if (forced >= 0 ? mode != forced : (mode == 1 && (p.N <= 1 || !any_small))) continue;
     for (int v = 0; v < kernels::kMaxVariants && ks.gemm[v].fn; ++v) {
+      if (forced_nr > 0 && ks.gemm[v].nr != forced_nr) continue;
       Plan<T> cand;
       cand.p = &p;
       cand.geo = best.geo;
@@ -827,18 +831,33 @@ void run_task_direct(const GemmCtx<T>& c, const Task& tk) {
   compute_tiles(c, tk, s, ntiles, plane);
 }
 
+// Packs B for plan pl (all groups, phases, channel tiles) into B (pl.p->groups * pl.bgroup elements).
+// Units = (group, channel tile), all phases of a unit together so that the unit's weight slice
+// (Cin/G x NR x kH x kW) is read from memory once and from L2 for the later phases.
 template <class T>
-void gemm_path(const Problem& p, const T* x, const T* w, const T* bias, T* y, int threads,
-               const kernels::TypedSet<T>& ks) {
-  Plan<T> pl = make_plan(p, ks);
+void pack_b(const Plan<T>& pl, const T* w, T* B, int threads) {
+  const Problem& p = *pl.p;
+  const int64_t units = p.groups * pl.ntile_c;
+  auto pack_unit = [&](int64_t u) {
+    const int64_t ct = u % pl.ntile_c, g = u / pl.ntile_c;
+    for (const Phase& ph : pl.geo.phases) pack_b_unit(pl, w, B, g, ph, ct);
+  };
+  threading::parallel_for(units, weight_elements(p) >= blocking::kParallelPackMinElements ? threads : 1, pack_unit);
+}
+
+// B == nullptr: pack the weights w now, into the caller's scratch; otherwise B holds them packed for
+// a plan with the same tile shape.
+template <class T>
+void gemm_path(const Problem& p, const T* x, const T* w, const T* Bpre, int forced_nr, const T* bias, T* y,
+               int threads, const kernels::TypedSet<T>& ks) {
+  Plan<T> pl = make_plan(p, ks, forced_nr);
   const Geometry& geo = pl.geo;
   const int64_t mr = pl.var.mr, nr = pl.var.nr;
 
   // Packed weights + padded bias in the caller's scratch (reused across calls).
-  const int64_t belems = p.groups * pl.bgroup;
+  const int64_t belems = Bpre ? 0 : p.groups * pl.bgroup;
   const int64_t bias_elems = p.groups * pl.ntile_c * nr;
   T* mem = static_cast<T*>(scratch(kSlotWeights, static_cast<size_t>(belems + bias_elems + 16) * sizeof(T)));
-  T* B = mem;
   T* biasp = mem + belems;
   for (int64_t g = 0; g < p.groups; ++g)
     for (int64_t c = 0; c < pl.ntile_c * nr; ++c)
@@ -848,14 +867,12 @@ void gemm_path(const Problem& p, const T* x, const T* w, const T* bias, T* y, in
                        static_cast<double>(geo.Cout_g) * static_cast<double>(p.kH * p.kW);
   if (flops < static_cast<double>(blocking::kParallelMinFlops)) threads = 1;
 
-  // Pack B: units = (group, phase, channel tile).
   const int64_t nph = static_cast<int64_t>(geo.phases.size());
-  const int64_t units = p.groups * nph * pl.ntile_c;
-  auto pack_unit = [&](int64_t u) {
-    const int64_t ct = u % pl.ntile_c, q = u / pl.ntile_c, ph = q % nph, g = q / nph;
-    pack_b_unit(pl, w, B, g, geo.phases[static_cast<size_t>(ph)], ct);
-  };
-  threading::parallel_for(units, weight_elements(p) >= blocking::kParallelPackMinElements ? threads : 1, pack_unit);
+  const T* B = Bpre;
+  if (!B) {
+    pack_b(pl, w, mem, threads);
+    B = mem;
+  }
 
   // Tasks. The tiling is fixed by the plan; the thread count only changes how tiles are grouped.
   const int64_t target = int64_t{threads} * blocking::kTasksPerThread;
@@ -957,7 +974,7 @@ void depthwise_path(const Problem& p, const T* x, const T* w, const T* bias, T* 
     for (int64_t oy = rb * rows_per; oy < std::min(p.Hout, (rb + 1) * rows_per); ++oy) {
       const int64_t ry = oy % p.sH, j = oy / p.sH;
       for (int64_t rx = 0; rx < nph_x; ++rx) {
-        const Phase& ph = geo.phases[static_cast<size_t>(ry * nph_x + rx)];
+        const Phase& ph = geo.phases[static_cast<size_t>(ry * p.sW + rx)];
         const int64_t Wj = ph.Wj;
         T* acc = accs + rx * accw;
         // interior: i in [ilo, ihi) where every x tap is inside the input
@@ -1016,25 +1033,107 @@ const kernels::TypedSet<float>& typed(const kernels::KernelSet& k, float*) { ret
 const kernels::TypedSet<double>& typed(const kernels::KernelSet& k, double*) { return k.f64; }
 
 template <class T>
-void run(const Problem& p, const T* x, const T* w, const T* bias, T* y, int threads) {
+void run(const Problem& p, const T* x, const T* w, const T* Bpre, int forced_nr, const kernels::KernelSet* ks,
+         const T* bias, T* y, int threads) {
   if (output_elements(p) == 0) return;
   if (threads < 1) threads = 1;
-  const kernels::KernelSet* ks = active_set();
   const kernels::TypedSet<T>& ts = typed(*ks, static_cast<T*>(nullptr));
   if (p.Cin / p.groups == 1)
     depthwise_path(p, x, w, bias, y, threads, ts);
   else
-    gemm_path(p, x, w, bias, y, threads, ts);
+    gemm_path(p, x, w, Bpre, forced_nr, bias, y, threads, ts);
+}
+
+bool same_weight_geometry(const Problem& a, const Problem& b) {
+  return a.Cin == b.Cin && a.Cout == b.Cout && a.groups == b.groups && a.kH == b.kH && a.kW == b.kW && a.sH == b.sH &&
+         a.sW == b.sW && a.pH == b.pH && a.pW == b.pW && a.dH == b.dH && a.dW == b.dW;
 }
 
 }  // namespace
 
+struct PackedWeights::Impl {
+  Problem key;
+  const kernels::KernelSet* ks = nullptr;
+  bool f64 = false;
+  int nr = 0;                 // tile channels the GEMM layout was packed for (0: depthwise, raw copy)
+  std::vector<double> store;  // doubles: 8-byte aligned for either dtype
+  const void* data() const { return store.data(); }
+};
+
+struct PackedWeightsAccess {
+  static std::shared_ptr<PackedWeights> make() { return std::shared_ptr<PackedWeights>(new PackedWeights()); }
+  static PackedWeights::Impl& impl(PackedWeights& w) { return *w.impl_; }
+  static const PackedWeights::Impl& impl(const PackedWeights& w) { return *w.impl_; }
+};
+
+PackedWeights::PackedWeights() : impl_(new Impl) {}
+PackedWeights::~PackedWeights() = default;
+int64_t PackedWeights::bytes() const { return static_cast<int64_t>(impl_->store.size() * sizeof(double)); }
+bool PackedWeights::is_double() const { return impl_->f64; }
+
+namespace {
+
+template <class T>
+std::shared_ptr<const PackedWeights> pack_impl(const Problem& p, const T* w, int threads) {
+  if (!check(p).empty()) return nullptr;
+  auto pw = PackedWeightsAccess::make();
+  PackedWeights::Impl& im = PackedWeightsAccess::impl(*pw);
+  im.key = p;
+  im.ks = active_set();
+  im.f64 = sizeof(T) == 8;
+  if (threads < 1) threads = 1;
+  if (p.Cin / p.groups == 1) {
+    const int64_t n = weight_elements(p);
+    im.store.resize(static_cast<size_t>((n * int64_t(sizeof(T)) + 7) / 8));
+    std::memcpy(im.store.data(), w, static_cast<size_t>(n) * sizeof(T));
+    return pw;
+  }
+  // Plan for this problem; the layout depends only on the weight geometry and the tile's NR.
+  const Plan<T> pl = make_plan(p, typed(*im.ks, static_cast<T*>(nullptr)));
+  im.nr = pl.var.nr;
+  const int64_t n = p.groups * pl.bgroup;
+  im.store.resize(static_cast<size_t>((n * int64_t(sizeof(T)) + 7) / 8 + 1));
+  pack_b(pl, w, reinterpret_cast<T*>(im.store.data()), threads);
+  return pw;
+}
+
+template <class T>
+std::string run_packed(const Problem& p, const T* x, const PackedWeights& pw, const T* bias, T* y, int threads) {
+  const PackedWeights::Impl& im = PackedWeightsAccess::impl(pw);
+  if (im.f64 != (sizeof(T) == 8)) return "packed weights have a different dtype";
+  if (!same_weight_geometry(p, im.key))
+    return "packed weights were made for other channels, groups, kernel, stride, padding or dilation";
+  const T* wp = reinterpret_cast<const T*>(im.data());
+  if (im.nr == 0)
+    run(p, x, wp, static_cast<const T*>(nullptr), 0, im.ks, bias, y, threads);
+  else
+    run(p, x, static_cast<const T*>(nullptr), wp, im.nr, im.ks, bias, y, threads);
+  return std::string();
+}
+
+}  // namespace
+
+std::shared_ptr<const PackedWeights> pack_weights(const Problem& p, const float* w, int threads) {
+  return pack_impl(p, w, threads);
+}
+std::shared_ptr<const PackedWeights> pack_weights(const Problem& p, const double* w, int threads) {
+  return pack_impl(p, w, threads);
+}
+std::string conv_transpose2d_packed(const Problem& p, const float* x, const PackedWeights& w, const float* bias,
+                                    float* y, int threads) {
+  return run_packed(p, x, w, bias, y, threads);
+}
+std::string conv_transpose2d_packed(const Problem& p, const double* x, const PackedWeights& w, const double* bias,
+                                    double* y, int threads) {
+  return run_packed(p, x, w, bias, y, threads);
+}
+
 void conv_transpose2d(const Problem& p, const float* x, const float* w, const float* bias, float* y, int threads) {
-  run(p, x, w, bias, y, threads);
+  run(p, x, w, static_cast<const float*>(nullptr), 0, active_set(), bias, y, threads);
 }
 void conv_transpose2d(const Problem& p, const double* x, const double* w, const double* bias, double* y,
                       int threads) {
-  run(p, x, w, bias, y, threads);
+  run(p, x, w, static_cast<const double*>(nullptr), 0, active_set(), bias, y, threads);
 }
 
 }  // namespace convt

@@ -30,6 +30,36 @@ int64_t output_elements(const Problem& p);
 void conv_transpose2d(const Problem& p, const float* x, const float* w, const float* bias, float* y, int threads);
 void conv_transpose2d(const Problem& p, const double* x, const double* w, const double* bias, double* y, int threads);
 
+// Weights packed once for the micro-kernels, for repeated calls (e.g. a module's forward). Valid for
+// every problem with the same Cin, Cout, groups, kernel, stride, padding and dilation as the one it
+// was packed for (batch and spatial sizes may differ), with the dtype and the instruction set that
+// were active when it was packed. Immutable, so one object may serve concurrent calls.
+class PackedWeights {
+ public:
+  ~PackedWeights();
+  PackedWeights(const PackedWeights&) = delete;
+  PackedWeights& operator=(const PackedWeights&) = delete;
+  int64_t bytes() const;   // memory held
+  bool is_double() const;  // packed from float64 weights
+  struct Impl;
+
+ private:
+  PackedWeights();
+  std::unique_ptr<Impl> impl_;
+  friend struct PackedWeightsAccess;
+};
+
+// Packs w (layout as for conv_transpose2d) for problems like p; nullptr if check(p) fails. Uses up to
+// `threads` threads.
+std::shared_ptr<const PackedWeights> pack_weights(const Problem& p, const float* w, int threads = 1);
+std::shared_ptr<const PackedWeights> pack_weights(const Problem& p, const double* w, int threads = 1);
+// conv_transpose2d with prepacked weights; same results as the unpacked call (the reduction order per
+// output element is the same). Returns an empty string, or why w does not fit p (then y is untouched).
+std::string conv_transpose2d_packed(const Problem& p, const float* x, const PackedWeights& w, const float* bias,
+                                    float* y, int threads);
+std::string conv_transpose2d_packed(const Problem& p, const double* x, const PackedWeights& w, const double* bias,
+                                    double* y, int threads);
+
 // Instruction sets the kernels can use on this CPU and build, best first (e.g. {"avx512","avx2","sse2"}).
 std::vector<std::string> available_isas();
 // The one in use (the best available unless set_isa chose another).

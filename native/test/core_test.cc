@@ -275,6 +275,76 @@ void test_thread_invariance() {
   convt::set_isa(isas.front());
 }
 
+// Prepacked weights: same bytes as the unpacked call for the problem they were packed for; correct
+// for other batch and spatial sizes; refused for another weight geometry or dtype.
+void test_packed() {
+  std::mt19937_64 rng(99);
+  auto problems = sweep_problems(rng, 120);
+  for (const Problem& q : larger_problems()) problems.push_back(q);
+  int checked = 0;
+  for (size_t i = 0; i < problems.size(); ++i) {
+    const Problem& p = problems[i];
+    if (p.N == 0) continue;
+    const Data d = random_data(p, rng);
+    std::vector<float> wf(d.w.begin(), d.w.end()), xf(d.x.begin(), d.x.end()), bf(d.b.begin(), d.b.end());
+    auto pw = convt::pack_weights(p, wf.data(), 2);
+    if (!pw) {
+      report(false, "pack_weights failed: " + describe(p));
+      continue;
+    }
+    bool guard = false;
+    const auto plain = run_core<float>(p, d, true, 2, &guard);
+    std::vector<float> y(plain.size(), std::numeric_limits<float>::quiet_NaN());
+    const std::string e = convt::conv_transpose2d_packed(p, xf.data(), *pw, bf.data(), y.data(), 1 + int(i % 3));
+    report(e.empty() && std::memcmp(y.data(), plain.data(), y.size() * sizeof(float)) == 0,
+           "packed == unpacked bytes: " + describe(p) + " " + e);
+    // other batch / spatial size, same weight geometry
+    Problem q = p;
+    q.N = 1 + int64_t(i % 3);
+    q.H = p.H + int64_t(i % 4);
+    q.W = p.W + int64_t((i / 2) % 5);
+    q.Hout = p.Hout + (q.H - p.H) * p.sH;
+    q.Wout = p.Wout + (q.W - p.W) * p.sW;
+    if (convt::check(q).empty()) {
+      const Data dq = random_data(q, rng);
+      std::vector<float> xq(dq.x.begin(), dq.x.end());
+      std::vector<double> ref, mag;
+      reference(q, dq.x, d.w, &d.b, ref, mag);
+      std::vector<float> yq(static_cast<size_t>(convt::output_elements(q)), std::numeric_limits<float>::quiet_NaN());
+      const std::string e2 = convt::conv_transpose2d_packed(q, xq.data(), *pw, bf.data(), yq.data(), 2);
+      std::string why;
+      report(e2.empty() && compare(q, yq, ref, mag, &why), "packed, other size: " + describe(q) + " " + e2 + why);
+      ++checked;
+    }
+    Problem bad = p;
+    bad.Cout += p.groups;
+    report(!convt::conv_transpose2d_packed(bad, xf.data(), *pw, bf.data(), y.data(), 1).empty(),
+           "packed weights refused for another Cout");
+    std::vector<double> yd(plain.size());
+    report(!convt::conv_transpose2d_packed(p, d.x.data(), *pw, d.b.data(), yd.data(), 1).empty(),
+           "float32 packed weights refused for float64 data");
+  }
+  // float64 packing, one larger problem, shared by concurrent callers
+  const Problem p = larger_problems()[0];
+  const Data d = random_data(p, rng);
+  auto pw = convt::pack_weights(p, d.w.data(), 1);
+  bool guard = false;
+  const auto plain = run_core<double>(p, d, true, 1, &guard);
+  std::atomic<int> bad{0};
+  std::vector<std::thread> th;
+  for (int t = 0; t < 4; ++t)
+    th.emplace_back([&, t] {
+      for (int it = 0; it < 4; ++it) {
+        std::vector<double> y(plain.size());
+        const std::string e = convt::conv_transpose2d_packed(p, d.x.data(), *pw, d.b.data(), y.data(), 1 + (t + it) % 3);
+        if (!e.empty() || std::memcmp(y.data(), plain.data(), y.size() * sizeof(double)) != 0) bad.fetch_add(1);
+      }
+    });
+  for (auto& t : th) t.join();
+  report(pw && pw->is_double() && bad.load() == 0, "float64 packed weights shared by concurrent callers");
+  std::printf("packed: %zu problems, %d with other sizes\n", problems.size(), checked);
+}
+
 void test_concurrent_callers() {
   std::mt19937_64 rng(11);
   const auto problems = larger_problems();
@@ -533,6 +603,7 @@ int main(int argc, char** argv) {
   test_check();
   test_sweep();
   test_thread_invariance();
+  test_packed();
   test_concurrent_callers();
   std::printf("time %.1f s\n", now_s() - t0);
   std::printf("%d passed, %d failed\n", g_pass, g_fail);
