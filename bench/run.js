@@ -491,6 +491,6 @@ function printSummary(results, summary, fp64, memory, peak, log) {
 }
 
 main().catch((e) => {
-  console.error(`bench failed: ${e && e.stack ? e.stack : e}`);
+  console.error(`bench failed: ${e && e.message && /^(unknown|--shapes)/.test(e.message) ? e.message : e && e.stack ? e.stack : e}`);
   process.exit(1);
 });

@@ -170,8 +170,13 @@ CpuFeatures detect_cpu() {
 std::vector<const kernels::KernelSet*> detect_sets() {
   std::vector<const kernels::KernelSet*> v;
   const CpuFeatures f = detect_cpu();
+#if defined(__x86_64__) || defined(_M_X64) || defined(__i386__) || defined(_M_IX86)
+  // (the AVX kernel files are only compiled on x86; they return nullptr on 32-bit x86)
   if (f.avx512f && kernels::avx512_kernels()) v.push_back(kernels::avx512_kernels());
   if (f.avx2_fma && kernels::avx2_kernels()) v.push_back(kernels::avx2_kernels());
+#else
+  (void)f;
+#endif
   v.push_back(kernels::portable_kernels());
   return v;
 }
@@ -628,6 +633,7 @@ void compute_tiles(const GemmCtx<T>& c, const Task& tk, const TaskScratch<T>& s,
     const int64_t cog0 = tk.g * Cout_g + co0;  // absolute output channel of the tile's first channel
     for (int64_t t = 0; t < ntiles; ++t) {
       const TileInfo& ti = s.infos[t];
+      if (ti.nrun == 0) continue;
       const Phase& ph = geo.phases[static_cast<size_t>(ti.phase)];
       const int64_t K = static_cast<int64_t>(ph.ty.size() * ph.tx.size()) * Cin_g;
       const T* Bp = c.B + tk.g * pl.bgroup + ph.bofs + ct * K * nr;
@@ -806,11 +812,13 @@ void run_task_direct(const GemmCtx<T>& c, const Task& tk) {
       TileInfo& ti = s.infos[t];
       Run* tr = s.runs + nrun_total;
       const int nrun = make_runs_direct(q0, qend, wblk, pc, n, j0, i0, mr, tr);
-      const Bounds b = run_bounds(tr, nrun);
       ti.phase = static_cast<int32_t>(phi);
       ti.run0 = nrun_total;
       ti.nrun = nrun;
       ti.seg0 = nseg_total;
+      ti.nseg = 0;
+      if (nrun == 0) continue;  // every lane on padding columns: nothing to compute
+      const Bounds b = run_bounds(tr, nrun);
       int32_t nseg = 0;
       for (size_t iy = 0; iy < ph.ty.size(); ++iy) {
         const Tap& ty = ph.ty[iy];
@@ -959,7 +967,9 @@ void depthwise_path(const Problem& p, const T* x, const T* w, const T* bias, T* 
     maxWj = std::max(maxWj, ph.Wj);
     maxtaps = std::max<int64_t>(maxtaps, static_cast<int64_t>(ph.ty.size() * ph.tx.size()));
   }
-  const int64_t accw = maxWj + 16;  // one accumulator row per x phase
+  // one accumulator row per x phase; a multiple of 16 elements, so the pointer array placed after
+  // the rows stays 64-byte aligned
+  const int64_t accw = (maxWj + 16 + 15) / 16 * 16;
   auto task = [&](int64_t t) {
     const int64_t rb = t % rblocks, nc = t / rblocks, co = nc % p.Cout, n = nc / p.Cout, g = co / Cout_g;
     const T* xp = x + (n * p.Cin + g) * geo.HW;

@@ -515,16 +515,22 @@ __attribute__((target("avx512f"))) double chains512(int64_t iters, bool f64) {
     for (int i = 0; i < 12; ++i) a[i] = _mm512_set1_ps(float(i));
     for (int64_t it = 0; it < iters; ++it)
       for (int i = 0; i < 12; ++i) a[i] = _mm512_fmadd_ps(a[i], b, c);
-    float s = 0;
-    for (int i = 0; i < 12; ++i) s += _mm512_reduce_add_ps(a[i]);
+    float out[16], s = 0;
+    for (int i = 0; i < 12; ++i) {
+      _mm512_storeu_ps(out, a[i]);
+      for (float v : out) s += v;
+    }
     return s;
   }
   __m512d a[12], b = _mm512_set1_pd(0.999), c = _mm512_set1_pd(1e-3);
   for (int i = 0; i < 12; ++i) a[i] = _mm512_set1_pd(double(i));
   for (int64_t it = 0; it < iters; ++it)
     for (int i = 0; i < 12; ++i) a[i] = _mm512_fmadd_pd(a[i], b, c);
-  double s = 0;
-  for (int i = 0; i < 12; ++i) s += _mm512_reduce_add_pd(a[i]);
+  double out[8], s = 0;
+  for (int i = 0; i < 12; ++i) {
+    _mm512_storeu_pd(out, a[i]);
+    for (double v : out) s += v;
+  }
   return s;
 }
 __attribute__((target("avx2,fma"))) double chains256(int64_t iters, bool f64) {

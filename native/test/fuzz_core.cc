@@ -166,6 +166,7 @@ void run_and_compare(const Problem& p, const std::vector<double>& xd, const std:
 
 // Runs p (already accepted by check()) for both dtypes with the knobs chosen by the input.
 void run_case(const Problem& p, FuzzedDataProvider& fdp) {
+  if (std::getenv("FUZZ_CORE_VERBOSE")) std::fprintf(stderr, "fuzz_core: running %s\n", describe(p).c_str());
   const std::vector<std::string> isas = convt::available_isas();
   convt::set_isa(isas[fdp.ConsumeIntegralInRange<size_t>(0, isas.size() - 1)]);
   convt::force_plan_mode_for_testing(fdp.ConsumeIntegralInRange<int>(-1, 2));
