@@ -125,7 +125,7 @@ void ReleaseMemory(void* p, int cls) {
 // buffer.kMaxLength, 4 GiB in Node 20), Node still calls the finalizer: synchronously in Node 20, maybe later
 // elsewhere. The Block then keeps the memory, and whichever of creator and finalizer comes last deletes this.
 struct Ticket {
-  enum State { kCreating, kSucceeded, kFailed, kFinalizedEarly };
+  enum State { kCreating, kSucceeded, kFailed, kFinalized };
   explicit Ticket(int c) : cls(c) {}
   const int cls;
   std::atomic<int> state{kCreating};
@@ -134,7 +134,7 @@ struct Ticket {
 // Finalizer of external ArrayBuffers made from pooled blocks: plain C++, no JS (it may run at env teardown).
 void FinalizeBlock(napi_env /*env*/, void* data, void* hint) {
   Ticket* t = static_cast<Ticket*>(hint);
-  switch (t->state.exchange(Ticket::kFinalizedEarly)) {
+  switch (t->state.exchange(Ticket::kFinalized)) {
     case Ticket::kSucceeded:  // the normal case: JS dropped the result
       GetPool().in_js.fetch_sub(ClassBytes(t->cls), std::memory_order_relaxed);
       ReleaseMemory(data, t->cls);
@@ -239,7 +239,7 @@ napi_status AdoptAsTypedArray(napi_env env, DType t, size_t n, Block* block, nap
       GetPool().in_js.fetch_add(ClassBytes(block->cls_), std::memory_order_relaxed);
       block->Forget();
     } else if (t != nullptr) {
-      if (t->state.exchange(Ticket::kFailed) == Ticket::kFinalizedEarly) delete t;
+      if (t->state.exchange(Ticket::kFailed) == Ticket::kFinalized) delete t;
       napi_value ignored;
       if (ExceptionPending(env)) napi_get_and_clear_last_exception(env, &ignored);  // e.g. ERR_BUFFER_TOO_LARGE
     }
