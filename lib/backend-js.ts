@@ -13,13 +13,17 @@
  * all use the same list of `(ci, ky, kx)` terms, so the reduction for the whole rectangle is described
  * by one table of input and weight offsets and needs no bounds tests and no multiplication by zero.
  *
- * Loops, outermost first:
- * 1. phase `(py, px)`; row segment; column segment → build the term table (`xOff[k]`, `wOff[k]`);
- * 2. group `g`; the rectangle's pixels over all images, taken in chunks of {@link CHUNK} pixels
- *    (their input and output base offsets are listed once);
- * 3. output-channel block of {@link NR} channels (the weights of the block stay in cache over the chunk);
- * 4. pixel block of {@link MR} pixels: the register-tiled micro-kernel, `MR × NR` accumulators held in
- *    locals (JS numbers, i.e. float64) over the whole reduction, then bias added and stored once.
+ * Before the loops the input is copied once into a float64 scratch, channels innermost (planar when a
+ * group has fewer than {@link CHANNELS_LAST_MIN} input channels), so every hot load reads one array type
+ * and the reduction over input channels is contiguous. Loops, outermost first:
+ * 1. phase `(py, px)` (its weights packed per group, input channel innermost); row segment; column
+ *    segment → the rectangle's tap list (`xTap[t]`, `wTap[t]`);
+ * 2. the rectangle's pixels over all images, in chunks sized so their input stays in L2;
+ * 3. groups with at least {@link NR} output channels: the chunk's input terms are copied into panels of
+ *    {@link MR} pixels (a GEMM's packed A), then per output-channel block of NR channels, per panel, the
+ *    `MR × NR` micro-kernel runs one contiguous stream, accumulators in locals (float64), bias, one store;
+ *    smaller groups (depthwise, single-output) skip the copy: an 8-pixel × 1-channel kernel reads the
+ *    input copy directly.
  *
  * Every output element belongs to exactly one (phase, rectangle, image, channel) and is written exactly
  * once, bias included, so `out` may hold garbage on entry. Accumulation is in float64 whatever the dtype.
@@ -30,10 +34,16 @@ import type { FloatArray, Plan } from './types';
 
 /** Output pixels per register tile (along the pixel list of one rectangle). */
 const MR = 4;
-/** Output channels per register tile: MR*NR = 12 accumulators + 3 temporaries fit x86-64's 16 XMM registers. */
+/** Output channels per register tile: MR*NR = 12 accumulators, about what x86-64's 16 XMM registers allow. */
 const NR = 3;
-/** Pixels per chunk: bounds the listed offsets, and the input rows touched per channel block (cache). */
-const CHUNK = 256;
+/** Pixels per tile of the kernel for groups of fewer than NR output channels. */
+const MR1 = 8;
+/** Doubles of input terms one chunk of pixels may hold (`pixels × taps × channels`): keeps them in L2. */
+const CHUNK_BUDGET = 1 << 15;
+/** Input channels per group from which the input is copied channels-innermost (below: planar). */
+const CHANNELS_LAST_MIN = 4;
+/** Most pixels per chunk (the size of the pixel-offset lists). */
+const MAX_CHUNK = 512;
 /** Largest offset the Int32 tables can hold; bigger tensors take the plain loop of {@link convTranspose2dSimple}. */
 const INT32_LIMIT = 0x7fffffff;
 
@@ -107,11 +117,13 @@ function axisPhase(p: number, s: number, pad: number, d: number, k: number, inLe
 }
 
 /** Grow-only scratch shared by calls (the kernel is synchronous, so one set suffices). */
-let scratchXOff = new Int32Array(1024);
-let scratchWOff = new Int32Array(1024);
-const scratchXBase = new Int32Array(CHUNK);
-const scratchOBase = new Int32Array(CHUNK);
+let scratchX = new Float64Array(0);
 let scratchW = new Float64Array(1024);
+let scratchA = new Float64Array(1024);
+let scratchXTap = new Int32Array(64);
+let scratchWTap = new Int32Array(64);
+const scratchXBase = new Int32Array(MAX_CHUNK);
+const scratchOBase = new Int32Array(MAX_CHUNK);
 
 /**
  * Computes the 2-D transposed convolution of DESIGN.md §3 into `out`.
@@ -131,23 +143,27 @@ export function convTranspose2dJs(plan: Plan, x: FloatArray, w: FloatArray, bias
     return;
   }
   const { kH, kW, sH, sW, pH, pW, dH, dW, groups, cinPerGroup, coutPerGroup } = plan;
-  const HW = H * W;
-  const kk = kH * kW;
   const HoWo = Hout * Wout;
   const phasesY = Math.min(sH, Hout);
   const phasesX = Math.min(sW, Wout);
   const b = plan.hasBias ? bias : null;
+  // Channels innermost makes the reduction over input channels contiguous; with few channels per group
+  // (depthwise) the planar layout keeps neighbouring pixels in one cache line instead.
+  const chLast = cinPerGroup >= CHANNELS_LAST_MIN;
+  const HW = H * W;
+  const cstep = chLast ? 1 : HW;
+  const xc = copyInput(x, N, Cin, HW, chLast);
 
   for (let py = 0; py < phasesY; py++) {
     const ay = axisPhase(py, sH, pH, dH, kH, H, Hout);
     for (let px = 0; px < phasesX; px++) {
       const ax = axisPhase(px, sW, pW, dW, kW, W, Wout);
-      const nty = ay.tap.length;
       const ntx = ax.tap.length;
-      const KF = cinPerGroup * nty * ntx;
+      // Rows of one channel block in the packed weights: every (tap, ci) of the phase.
+      const KF = cinPerGroup * ay.tap.length * ntx;
       for (let g = 0; g < groups; g++) {
         const wp = packWeights(w, g, cinPerGroup, coutPerGroup, kH, kW, ay.tap, ax.tap, KF);
-        const xg = g * cinPerGroup * HW;
+        const xg = g * cinPerGroup;
         const og = g * coutPerGroup * HoWo;
         const cog = g * coutPerGroup;
         for (let rs = 0; rs < ay.segments; rs++) {
@@ -161,41 +177,39 @@ export function convTranspose2dJs(plan: Plan, x: FloatArray, w: FloatArray, bias
             const txLo = ax.segLo[cs] as number;
             const txHi = ax.segHi[cs] as number;
 
-            // The term table of this rectangle: one entry per (ci, ky, kx) that lands in the input:
-            // its input offset (relative to the pixel's own position) and its packed-weight row.
-            const K = cinPerGroup * (tyHi - tyLo) * (txHi - txLo);
-            if (scratchXOff.length < K) {
-              scratchXOff = new Int32Array(K);
-              scratchWOff = new Int32Array(K);
+            // The taps of this rectangle (all land in the input for all its pixels): the input offset of
+            // each, relative to the pixel's own channels-last position, and its first packed-weight row.
+            const T = (tyHi - tyLo) * (txHi - txLo);
+            if (scratchXTap.length < T) {
+              scratchXTap = new Int32Array(T);
+              scratchWTap = new Int32Array(T);
             }
-            const xOff = scratchXOff;
-            const wOff = scratchWOff;
-            let k = 0;
-            for (let ci = 0; ci < cinPerGroup; ci++) {
-              for (let ty = tyLo; ty < tyHi; ty++) {
-                const xRow = ci * HW + (ay.off[ty] as number) * W;
-                const wRow = (ci * nty + ty) * ntx;
-                for (let tx = txLo; tx < txHi; tx++) {
-                  xOff[k] = xRow + (ax.off[tx] as number);
-                  wOff[k] = wRow + tx;
-                  k++;
-                }
+            const xTap = scratchXTap;
+            const wTap = scratchWTap;
+            let t = 0;
+            for (let ty = tyLo; ty < tyHi; ty++) {
+              for (let tx = txLo; tx < txHi; tx++) {
+                const off = (ay.off[ty] as number) * W + (ax.off[tx] as number);
+                xTap[t] = chLast ? off * Cin : off;
+                wTap[t] = (ty * ntx + tx) * cinPerGroup;
+                t++;
               }
             }
 
             const rows = qy1 - qy0;
             const cols = qx1 - qx0;
             const total = N * rows * cols;
+            const chunk = chunkPixels(T * cinPerGroup);
             // Walk the rectangle's pixels over all images in chunks.
             let n = 0;
             let r = 0;
             let c = 0;
             for (let done = 0; done < total; ) {
-              const np = Math.min(CHUNK, total - done);
+              const np = Math.min(chunk, total - done);
               for (let p = 0; p < np; p++) {
                 const qy = qy0 + r;
                 const qx = qx0 + c;
-                scratchXBase[p] = xg + n * Cin * HW + qy * W + qx;
+                scratchXBase[p] = chLast ? ((n * H + qy) * W + qx) * Cin + xg : (n * Cin + xg) * HW + qy * W + qx;
                 scratchOBase[p] = og + n * Cout * HoWo + (py + sH * qy) * Wout + px + sW * qx;
                 if (++c === cols) {
                   c = 0;
@@ -205,7 +219,7 @@ export function convTranspose2dJs(plan: Plan, x: FloatArray, w: FloatArray, bias
                   }
                 }
               }
-              computeChunk(x, wp, b, out, xOff, wOff, K, scratchXBase, scratchOBase, np, KF, HoWo, cog, coutPerGroup);
+              computeChunk(xc, wp, b, out, xTap, wTap, T, cinPerGroup, cstep, scratchXBase, scratchOBase, np, KF, HoWo, cog, coutPerGroup);
               done += np;
             }
           }
@@ -215,10 +229,40 @@ export function convTranspose2dJs(plan: Plan, x: FloatArray, w: FloatArray, bias
   }
 }
 
+/** Pixels per chunk for a reduction of `k` terms: the chunk's input stays in L2 while each channel block sweeps it. */
+function chunkPixels(k: number): number {
+  const p = Math.floor(CHUNK_BUDGET / Math.max(k, 1) / MR1) * MR1;
+  return Math.min(MAX_CHUNK, Math.max(MR1, p));
+}
+
 /**
- * Packs the weights of group `g` for one phase (taps `tapY` × `tapX`) into the grow-only scratch:
- * channel blocks of {@link NR} (then single tail channels), each `KF` rows of its width, row
- * `(ci*nty + ty)*ntx + tx`. Block `co` (first channel) starts at `co*KF`.
+ * The input as float64 in the grow-only scratch, so every hot load is from one array type: channels
+ * innermost (`(N, H, W, Cin)`) when `chLast`, else in its own `(N, Cin, H, W)` order.
+ */
+function copyInput(x: FloatArray, N: number, Cin: number, HW: number, chLast: boolean): Float64Array {
+  const size = N * Cin * HW;
+  if (scratchX.length < size) scratchX = new Float64Array(size);
+  const xc = scratchX;
+  if (!chLast) {
+    for (let i = 0; i < size; i++) xc[i] = x[i] as number;
+    return xc;
+  }
+  for (let n = 0; n < N; n++) {
+    const base = n * Cin * HW;
+    for (let ci = 0; ci < Cin; ci++) {
+      const src = base + ci * HW;
+      let d = base + ci;
+      for (let i = 0; i < HW; i++, d += Cin) xc[d] = x[src + i] as number;
+    }
+  }
+  return xc;
+}
+
+/**
+ * Packs the weights of group `g` for one phase (taps `tapY` × `tapX`) into the grow-only scratch,
+ * row `(ty*ntx + tx)*cinPerGroup + ci` (input channel innermost, as in the input panels). With at least
+ * {@link NR} channels: blocks of NR interleaved channels, the last one padded with zero channels that
+ * are computed but never stored; with fewer: one block per channel. Block `co` (first channel) starts at `co*KF`.
  */
 function packWeights(
   w: FloatArray,
@@ -231,27 +275,27 @@ function packWeights(
   tapX: Int32Array,
   KF: number,
 ): Float64Array {
-  const size = KF * cpg;
+  const blocked = cpg >= NR;
+  const size = KF * (blocked ? Math.ceil(cpg / NR) * NR : cpg);
   if (scratchW.length < size) scratchW = new Float64Array(size);
   const wp = scratchW;
   const nty = tapY.length;
   const ntx = tapX.length;
   const kk = kH * kW;
-  const full = cpg - (cpg % NR);
   for (let ci = 0; ci < cinPerGroup; ci++) {
     const wci = (g * cinPerGroup + ci) * cpg * kk;
     for (let ty = 0; ty < nty; ty++) {
       for (let tx = 0; tx < ntx; tx++) {
-        const row = (ci * nty + ty) * ntx + tx;
+        const row = (ty * ntx + tx) * cinPerGroup + ci;
         const src = wci + (tapY[ty] as number) * kW + (tapX[tx] as number);
-        let co = 0;
-        for (; co < full; co += NR) {
-          const d = co * KF + row * NR;
-          wp[d] = w[src + co * kk] as number;
-          wp[d + 1] = w[src + (co + 1) * kk] as number;
-          wp[d + 2] = w[src + (co + 2) * kk] as number;
+        if (blocked) {
+          for (let co = 0; co < cpg; co += NR) {
+            const d = co * KF + row * NR;
+            for (let j = 0; j < NR; j++) wp[d + j] = co + j < cpg ? (w[src + (co + j) * kk] as number) : 0;
+          }
+        } else {
+          for (let co = 0; co < cpg; co++) wp[co * KF + row] = w[src + co * kk] as number;
         }
-        for (; co < cpg; co++) wp[co * KF + row] = w[src + co * kk] as number;
       }
     }
   }
@@ -259,18 +303,21 @@ function packWeights(
 }
 
 /**
- * All output channels of one group for `np` listed pixels that share one term table.
- * Channel blocks of NR outer (their packed weights stay in L1/L2 over the chunk), pixel blocks of MR
- * inner; tails take narrower tiles.
+ * All output channels of one group for `np` listed pixels that share one tap list. With at least
+ * {@link NR} channels the pixels are first copied into {@link MR}-wide panels (a GEMM's packed A), then
+ * channel blocks of NR outer (their packed weights stay in cache over the chunk), pixel blocks inner.
+ * Groups of one or two channels skip the copy, which would cost as much as their arithmetic.
  */
 function computeChunk(
-  x: FloatArray,
+  xc: Float64Array,
   wp: Float64Array,
   bias: FloatArray | null,
   out: FloatArray,
-  xOff: Int32Array,
-  wOff: Int32Array,
-  K: number,
+  xTap: Int32Array,
+  wTap: Int32Array,
+  T: number,
+  cin: number,
+  cstep: number,
   xb: Int32Array,
   ob: Int32Array,
   np: number,
@@ -279,141 +326,178 @@ function computeChunk(
   cog: number,
   cpg: number,
 ): void {
-  let co = 0;
-  for (; co + NR <= cpg; co += NR) {
-    const wb = co * KF;
-    const oc = co * HoWo;
-    const b0 = bias === null ? 0 : (bias[cog + co] as number);
-    const b1 = bias === null ? 0 : (bias[cog + co + 1] as number);
-    const b2 = bias === null ? 0 : (bias[cog + co + 2] as number);
-    let p = 0;
-    for (; p + MR <= np; p += MR) {
-      tile4x3(x, wp, out, xOff, wOff, K, xb, ob, p, wb, oc, HoWo, b0, b1, b2);
+  if (cpg >= NR) {
+    const K = T * cin;
+    const a = packPixels(xc, xTap, T, cin, cstep, xb, np);
+    for (let co = 0; co < cpg; co += NR) {
+      const wb = co * KF;
+      const oc = co * HoWo;
+      const nc = Math.min(NR, cpg - co);
+      const b0 = bias === null ? 0 : (bias[cog + co] as number);
+      const b1 = bias === null || nc < 2 ? 0 : (bias[cog + co + 1] as number);
+      const b2 = bias === null || nc < 3 ? 0 : (bias[cog + co + 2] as number);
+      for (let p = 0; p < np; p += MR) {
+        tile4x3(a, wp, out, wTap, T, cin, p * K, wb, ob, p, Math.min(MR, np - p), nc, oc, HoWo, b0, b1, b2);
+      }
     }
-    for (; p < np; p++) {
-      tile1x3(x, wp, out, xOff, wOff, K, xb[p] as number, ob[p] as number, wb, oc, HoWo, b0, b1, b2);
-    }
+    return;
   }
-  for (; co < cpg; co++) {
+  for (let co = 0; co < cpg; co++) {
     const wb = co * KF;
     const oc = co * HoWo;
     const b0 = bias === null ? 0 : (bias[cog + co] as number);
     let p = 0;
-    for (; p + MR <= np; p += MR) {
-      tile4x1(x, wp, out, xOff, wOff, K, xb, ob, p, wb, oc, b0);
+    for (; p + MR1 <= np; p += MR1) {
+      tile8x1(xc, wp, out, xTap, wTap, T, cin, cstep, xb, ob, p, wb, oc, b0);
     }
     for (; p < np; p++) {
-      tile1x1(x, wp, out, xOff, wOff, K, xb[p] as number, ob[p] as number, wb, oc, b0);
+      tile1x1(xc, wp, out, xTap, wTap, T, cin, cstep, xb[p] as number, (ob[p] as number) + oc, wb, b0);
     }
   }
 }
 
-/** Micro-kernel: 4 pixels × 3 channels, 12 float64 accumulators over the whole reduction, then bias and store. */
+/**
+ * Copies the chunk's input terms into panels of {@link MR} pixels, `[block][tap][ci][pixel]`, so the
+ * micro-kernel reads one contiguous stream; the last block is padded with zero pixels (never stored).
+ */
+function packPixels(xc: Float64Array, xTap: Int32Array, T: number, cin: number, cstep: number, xb: Int32Array, np: number): Float64Array {
+  const K = T * cin;
+  const size = Math.ceil(np / MR) * MR * K;
+  if (scratchA.length < size) scratchA = new Float64Array(size);
+  const a = scratchA;
+  for (let p = 0; p < np; p += MR) {
+    const base = p * K;
+    for (let pp = 0; pp < MR; pp++) {
+      let d = base + pp;
+      if (p + pp >= np) {
+        for (let k = 0; k < K; k++, d += MR) a[d] = 0;
+        continue;
+      }
+      const x0 = xb[p + pp] as number;
+      for (let t = 0; t < T; t++) {
+        const s = x0 + (xTap[t] as number);
+        for (let ci = 0, o = s; ci < cin; ci++, o += cstep, d += MR) a[d] = xc[o] as number;
+      }
+    }
+  }
+  return a;
+}
+
+/** The accumulators of a partial tile, stored by {@link storePartial}. */
+const tileAcc = new Float64Array(MR * NR);
+
+/**
+ * Micro-kernel: 4 pixels × 3 channels, 12 float64 accumulators over the whole reduction, then bias and
+ * one store each. `a` holds the pixels' panel from `ai` (4 values per term); `wp` the channel block from
+ * `wb`, 3 values per term, its rows per tap listed in `wTap`. `pn` pixels and `nc` channels are real.
+ * The three weights are loaded first and each input value feeds three accumulators at once, which keeps
+ * the live values (12 + 3 + 1 + a product) nearest the 15 allocatable XMM registers.
+ */
 function tile4x3(
-  x: FloatArray,
+  a: Float64Array,
   wp: Float64Array,
   out: FloatArray,
-  xOff: Int32Array,
-  wOff: Int32Array,
-  K: number,
-  xb: Int32Array,
+  wTap: Int32Array,
+  T: number,
+  cin: number,
+  ai: number,
+  wb: number,
   ob: Int32Array,
   p: number,
-  wb: number,
+  pn: number,
+  nc: number,
   oc: number,
   HoWo: number,
   b0: number,
   b1: number,
   b2: number,
 ): void {
-  const x0 = xb[p] as number;
-  const x1 = xb[p + 1] as number;
-  const x2 = xb[p + 2] as number;
-  const x3 = xb[p + 3] as number;
   let c00 = 0, c01 = 0, c02 = 0;
   let c10 = 0, c11 = 0, c12 = 0;
   let c20 = 0, c21 = 0, c22 = 0;
   let c30 = 0, c31 = 0, c32 = 0;
-  for (let k = 0; k < K; k++) {
-    const xo = xOff[k] as number;
-    const wo = wb + 3 * (wOff[k] as number);
-    const a0 = x[xo + x0] as number;
-    const a1 = x[xo + x1] as number;
-    const a2 = x[xo + x2] as number;
-    const a3 = x[xo + x3] as number;
-    let v = wp[wo] as number;
-    c00 += a0 * v;
-    c10 += a1 * v;
-    c20 += a2 * v;
-    c30 += a3 * v;
-    v = wp[wo + 1] as number;
-    c01 += a0 * v;
-    c11 += a1 * v;
-    c21 += a2 * v;
-    c31 += a3 * v;
-    v = wp[wo + 2] as number;
-    c02 += a0 * v;
-    c12 += a1 * v;
-    c22 += a2 * v;
-    c32 += a3 * v;
+  let i = ai;
+  for (let t = 0; t < T; t++) {
+    let j = wb + NR * (wTap[t] as number);
+    const end = j + NR * cin;
+    for (; j < end; j += NR, i += MR) {
+      const v0 = wp[j] as number;
+      const v1 = wp[j + 1] as number;
+      const v2 = wp[j + 2] as number;
+      let x = a[i] as number;
+      c00 += x * v0;
+      c01 += x * v1;
+      c02 += x * v2;
+      x = a[i + 1] as number;
+      c10 += x * v0;
+      c11 += x * v1;
+      c12 += x * v2;
+      x = a[i + 2] as number;
+      c20 += x * v0;
+      c21 += x * v1;
+      c22 += x * v2;
+      x = a[i + 3] as number;
+      c30 += x * v0;
+      c31 += x * v1;
+      c32 += x * v2;
+    }
   }
-  let o = (ob[p] as number) + oc;
-  out[o] = c00 + b0;
-  out[o + HoWo] = c01 + b1;
-  out[o + 2 * HoWo] = c02 + b2;
-  o = (ob[p + 1] as number) + oc;
-  out[o] = c10 + b0;
-  out[o + HoWo] = c11 + b1;
-  out[o + 2 * HoWo] = c12 + b2;
-  o = (ob[p + 2] as number) + oc;
-  out[o] = c20 + b0;
-  out[o + HoWo] = c21 + b1;
-  out[o + 2 * HoWo] = c22 + b2;
-  o = (ob[p + 3] as number) + oc;
-  out[o] = c30 + b0;
-  out[o + HoWo] = c31 + b1;
-  out[o + 2 * HoWo] = c32 + b2;
+  if (pn === MR && nc === NR) {
+    let o = (ob[p] as number) + oc;
+    out[o] = c00 + b0;
+    out[o + HoWo] = c01 + b1;
+    out[o + 2 * HoWo] = c02 + b2;
+    o = (ob[p + 1] as number) + oc;
+    out[o] = c10 + b0;
+    out[o + HoWo] = c11 + b1;
+    out[o + 2 * HoWo] = c12 + b2;
+    o = (ob[p + 2] as number) + oc;
+    out[o] = c20 + b0;
+    out[o + HoWo] = c21 + b1;
+    out[o + 2 * HoWo] = c22 + b2;
+    o = (ob[p + 3] as number) + oc;
+    out[o] = c30 + b0;
+    out[o + HoWo] = c31 + b1;
+    out[o + 2 * HoWo] = c32 + b2;
+    return;
+  }
+  const acc = tileAcc;
+  acc[0] = c00 + b0;
+  acc[1] = c01 + b1;
+  acc[2] = c02 + b2;
+  acc[3] = c10 + b0;
+  acc[4] = c11 + b1;
+  acc[5] = c12 + b2;
+  acc[6] = c20 + b0;
+  acc[7] = c21 + b1;
+  acc[8] = c22 + b2;
+  acc[9] = c30 + b0;
+  acc[10] = c31 + b1;
+  acc[11] = c32 + b2;
+  storePartial(out, ob, p, pn, nc, oc, HoWo);
 }
 
-/** Micro-kernel: 1 pixel × 3 channels (pixel tail). */
-function tile1x3(
-  x: FloatArray,
-  wp: Float64Array,
-  out: FloatArray,
-  xOff: Int32Array,
-  wOff: Int32Array,
-  K: number,
-  x0: number,
-  o: number,
-  wb: number,
-  oc: number,
-  HoWo: number,
-  b0: number,
-  b1: number,
-  b2: number,
-): void {
-  let c0 = 0, c1 = 0, c2 = 0;
-  for (let k = 0; k < K; k++) {
-    const a = x[(xOff[k] as number) + x0] as number;
-    const wo = wb + 3 * (wOff[k] as number);
-    c0 += a * (wp[wo] as number);
-    c1 += a * (wp[wo + 1] as number);
-    c2 += a * (wp[wo + 2] as number);
+/** Stores the first `pn` pixels × `nc` channels of {@link tileAcc} (an edge tile). */
+function storePartial(out: FloatArray, ob: Int32Array, p: number, pn: number, nc: number, oc: number, HoWo: number): void {
+  for (let i = 0; i < pn; i++) {
+    const o = (ob[p + i] as number) + oc;
+    for (let j = 0; j < nc; j++) out[o + j * HoWo] = tileAcc[i * NR + j] as number;
   }
-  o += oc;
-  out[o] = c0 + b0;
-  out[o + HoWo] = c1 + b1;
-  out[o + 2 * HoWo] = c2 + b2;
 }
 
-/** Micro-kernel: 4 pixels × 1 channel (channel tail; all of a single-output-channel group). */
-function tile4x1(
-  x: FloatArray,
+/**
+ * Micro-kernel: 8 pixels × 1 channel (groups of one or two channels): one weight feeds 8 accumulators.
+ * Reads the input copy directly (consecutive channels `cstep` apart).
+ */
+function tile8x1(
+  x: Float64Array,
   wp: Float64Array,
   out: FloatArray,
-  xOff: Int32Array,
-  wOff: Int32Array,
-  K: number,
+  xTap: Int32Array,
+  wTap: Int32Array,
+  T: number,
+  cin: number,
+  cstep: number,
   xb: Int32Array,
   ob: Int32Array,
   p: number,
@@ -425,40 +509,66 @@ function tile4x1(
   const x1 = xb[p + 1] as number;
   const x2 = xb[p + 2] as number;
   const x3 = xb[p + 3] as number;
-  let c0 = 0, c1 = 0, c2 = 0, c3 = 0;
-  for (let k = 0; k < K; k++) {
-    const xo = xOff[k] as number;
-    const v = wp[wb + (wOff[k] as number)] as number;
-    c0 += (x[xo + x0] as number) * v;
-    c1 += (x[xo + x1] as number) * v;
-    c2 += (x[xo + x2] as number) * v;
-    c3 += (x[xo + x3] as number) * v;
+  const x4 = xb[p + 4] as number;
+  const x5 = xb[p + 5] as number;
+  const x6 = xb[p + 6] as number;
+  const x7 = xb[p + 7] as number;
+  let c0 = 0, c1 = 0, c2 = 0, c3 = 0, c4 = 0, c5 = 0, c6 = 0, c7 = 0;
+  for (let t = 0; t < T; t++) {
+    const xo = xTap[t] as number;
+    const j = wb + (wTap[t] as number);
+    const i0 = x0 + xo;
+    const i1 = x1 + xo;
+    const i2 = x2 + xo;
+    const i3 = x3 + xo;
+    const i4 = x4 + xo;
+    const i5 = x5 + xo;
+    const i6 = x6 + xo;
+    const i7 = x7 + xo;
+    for (let ci = 0, o = 0; ci < cin; ci++, o += cstep) {
+      const v = wp[j + ci] as number;
+      c0 += (x[i0 + o] as number) * v;
+      c1 += (x[i1 + o] as number) * v;
+      c2 += (x[i2 + o] as number) * v;
+      c3 += (x[i3 + o] as number) * v;
+      c4 += (x[i4 + o] as number) * v;
+      c5 += (x[i5 + o] as number) * v;
+      c6 += (x[i6 + o] as number) * v;
+      c7 += (x[i7 + o] as number) * v;
+    }
   }
   out[(ob[p] as number) + oc] = c0 + b0;
   out[(ob[p + 1] as number) + oc] = c1 + b0;
   out[(ob[p + 2] as number) + oc] = c2 + b0;
   out[(ob[p + 3] as number) + oc] = c3 + b0;
+  out[(ob[p + 4] as number) + oc] = c4 + b0;
+  out[(ob[p + 5] as number) + oc] = c5 + b0;
+  out[(ob[p + 6] as number) + oc] = c6 + b0;
+  out[(ob[p + 7] as number) + oc] = c7 + b0;
 }
 
-/** Micro-kernel: 1 pixel × 1 channel (both tails). */
+/** Micro-kernel: 1 pixel × 1 channel (both tails); `o` is the pixel's output offset in channel `co`. */
 function tile1x1(
-  x: FloatArray,
+  x: Float64Array,
   wp: Float64Array,
   out: FloatArray,
-  xOff: Int32Array,
-  wOff: Int32Array,
-  K: number,
+  xTap: Int32Array,
+  wTap: Int32Array,
+  T: number,
+  cin: number,
+  cstep: number,
   x0: number,
   o: number,
   wb: number,
-  oc: number,
   b0: number,
 ): void {
   let c = 0;
-  for (let k = 0; k < K; k++) {
-    c += (x[(xOff[k] as number) + x0] as number) * (wp[wb + (wOff[k] as number)] as number);
+  for (let t = 0; t < T; t++) {
+    const i0 = x0 + (xTap[t] as number);
+    const j = wb + (wTap[t] as number);
+    for (let ci = 0, s = i0; ci < cin; ci++, s += cstep) c += (x[s] as number) * (wp[j + ci] as number);
   }
-  out[o + oc] = c + b0;
+  out[o] = c + b0;
 }
 
 /**
