@@ -7,8 +7,15 @@
 // The result is computed into a C++ block in Execute (no Node-API there). On completion, `out` (held by a
 // napi_ref) is re-checked, since it may have been detached or resized meanwhile, then filled by memcpy;
 // without `out`, the block itself becomes the result's external ArrayBuffer (zero copy).
+//
+// Early exit: the core cannot be interrupted, so Execute runs it on chunks of the batch and stops between
+// chunks once this env's process 'exit' listener fired (env_state.h); process.exit() then waits for at most
+// one chunk per running call instead of whole calls. Chunks hold whole images, so every output element is
+// computed exactly as in one call (async and sync results are bitwise equal).
 #include "binding/async_worker.h"
 
+#include <algorithm>
+#include <atomic>
 #include <cstring>
 #include <exception>
 #include <memory>
@@ -16,17 +23,28 @@
 #include <string>
 
 #include "binding/args.h"
+#include "binding/env_state.h"
 #include "binding/errors.h"
 #include "binding/result_buffer.h"
 
 namespace convt_binding {
 namespace {
 
+// Images per chunk: enough multiply-adds that the per-call costs (weight packing, waking the pool) stay
+// small, few enough that a chunk lasts milliseconds rather than seconds.
+int64_t BatchChunk(const convt::Problem& p) {
+  const double macs_per_image = double(p.Cin / p.groups) * double(p.Cout) * double(p.H) * double(p.W) *
+                                double(p.kH) * double(p.kW);
+  const double target = std::max(double(int64_t{1} << 26), 64.0 * double(convt::weight_elements(p)));
+  const double chunk = macs_per_image > 0 ? target / macs_per_image : double(p.N);
+  return chunk >= double(p.N) ? std::max<int64_t>(p.N, 1) : std::max<int64_t>(int64_t(chunk), 1);
+}
+
 class ConvJob {
  public:
   // Copies the inputs; throws std::bad_alloc.
-  explicit ConvJob(const ConvArgs& a)
-      : problem_(a.problem), dtype_(a.dtype), threads_(a.threads), out_len_(a.out_len) {
+  ConvJob(const ConvArgs& a, std::shared_ptr<std::atomic<bool>> exiting)
+      : problem_(a.problem), dtype_(a.dtype), threads_(a.threads), out_len_(a.out_len), exiting_(std::move(exiting)) {
     const size_t es = ElementSize(a.dtype);
     if (out_len_ == 0) return;  // N == 0: nothing to read
     x_ = CopyOf(a.x, a.x_len * es);
@@ -34,7 +52,7 @@ class ConvJob {
     if (a.bias != nullptr) bias_ = CopyOf(a.bias, size_t(a.problem.Cout) * es);
   }
 
-  ~ConvJob() = default;  // blocks go back to the pool; napi handles are released in Finish()
+  ~ConvJob() = default;  // blocks go back to the pool; napi handles were released by ReleaseHandles()
 
   // Queues the work. On failure returns false with *err set (nothing queued, the caller deletes the job).
   bool Start(napi_env env, napi_deferred deferred, napi_value out, ErrorInfo* err) {
@@ -89,7 +107,18 @@ class ConvJob {
   void Compute() {
     if (out_len_ == 0) return;
     y_ = Block(out_len_ * ElementSize(dtype_));
-    RunConv(problem_, dtype_, x_.data(), w_.data(), bias_.data(), y_.data(), threads_);
+    const convt::Problem& p = problem_;
+    const size_t es = ElementSize(dtype_);
+    const size_t x_image = size_t(p.Cin * p.H * p.W) * es, y_image = size_t(p.Cout * p.Hout * p.Wout) * es;
+    const int64_t chunk = BatchChunk(p);
+    for (int64_t n0 = 0; n0 < p.N; n0 += chunk) {
+      if (exiting_ && exiting_->load(std::memory_order_relaxed))
+        return Fail("convTranspose2dAsync was cancelled: the process is exiting");
+      convt::Problem part = p;
+      part.N = std::min(chunk, p.N - n0);
+      RunConv(part, dtype_, static_cast<const char*>(x_.data()) + size_t(n0) * x_image, w_.data(), bias_.data(),
+              static_cast<char*>(y_.data()) + size_t(n0) * y_image, threads_);
+    }
   }
 
   void Fail(const char* message, const char* detail = "") noexcept {
@@ -106,24 +135,31 @@ class ConvJob {
   // calls fail, which is fine as long as nothing aborts.
   static void Complete(napi_env env, napi_status status, void* data) {
     std::unique_ptr<ConvJob> job(static_cast<ConvJob*>(data));
-    if (status != napi_ok && !job->failed_) {
-      job->Fail(status == napi_cancelled ? "convTranspose2dAsync was cancelled" : "convTranspose2dAsync failed");
-    }
-    if (job->failed_) {
-      job->Reject(env, job->error_);
-    } else if (job->out_ref_ != nullptr) {
-      job->FillOut(env);
-    } else {
-      napi_value result = nullptr;
-      if (AdoptAsTypedArray(env, job->dtype_, job->out_len_, &job->y_, &result) == napi_ok)
-        napi_resolve_deferred(env, job->deferred_, result);
-      else
-        job->Reject(env, ErrorInfo{ErrorClass::kError, kErrInternal,
-                                   "cannot allocate the result (" +
-                                       std::to_string(job->out_len_ * ElementSize(job->dtype_)) +
-                                       " bytes): out of memory"});
+    try {
+      job->Settle(env, status);
+    } catch (...) {  // bad_alloc while building a message: C++ exceptions must not cross into Node
+      job->Reject(env, ErrorInfo{ErrorClass::kError, kErrInternal, std::string()});
     }
     job->ReleaseHandles(env);
+  }
+
+  // Resolves or rejects the promise; may throw std::bad_alloc while building a message.
+  void Settle(napi_env env, napi_status status) {
+    if (status != napi_ok && !failed_)
+      Fail(status == napi_cancelled ? "convTranspose2dAsync was cancelled" : "convTranspose2dAsync failed");
+    if (failed_) {
+      Reject(env, error_);
+    } else if (out_ref_ != nullptr) {
+      FillOut(env);
+    } else {
+      napi_value result = nullptr;
+      if (AdoptAsTypedArray(env, dtype_, out_len_, &y_, &result) == napi_ok)
+        napi_resolve_deferred(env, deferred_, result);
+      else
+        Reject(env, ErrorInfo{ErrorClass::kError, kErrInternal,
+                              "cannot allocate the result (" + std::to_string(out_len_ * ElementSize(dtype_)) +
+                                  " bytes): out of memory"});
+    }
   }
 
   // `out` may have been detached, or its buffer resized, while Execute ran: check again before writing.
@@ -147,7 +183,7 @@ class ConvJob {
     napi_resolve_deferred(env, deferred_, out);
   }
 
-  void Reject(napi_env env, const ErrorInfo& e) {
+  void Reject(napi_env env, const ErrorInfo& e) noexcept {
     napi_value err = MakeError(env, e);
     if (err == nullptr && napi_get_undefined(env, &err) != napi_ok) return;  // env is gone: nothing to settle
     napi_reject_deferred(env, deferred_, err);
@@ -164,6 +200,7 @@ class ConvJob {
   const DType dtype_;
   const int threads_;
   const size_t out_len_;
+  const std::shared_ptr<std::atomic<bool>> exiting_;  // this env's process 'exit' flag (may be null)
   Block x_, w_, bias_, y_;
   napi_ref out_ref_ = nullptr;
   napi_async_work work_ = nullptr;
@@ -193,10 +230,11 @@ napi_value ConvTranspose2dAsync(napi_env env, napi_callback_info info) {
   }
   std::unique_ptr<ConvJob> job;
   try {
-    job.reset(new ConvJob(args));
+    EnvState* st = GetEnvState(env);
+    job.reset(new ConvJob(args, st != nullptr ? st->exiting : nullptr));
   } catch (const std::bad_alloc&) {
-    RejectNow(env, deferred,
-              ErrorInfo{ErrorClass::kError, kErrInternal, "out of memory while copying the inputs of convTranspose2dAsync"});
+    RejectNow(env, deferred, ErrorInfo{ErrorClass::kError, kErrInternal,
+                                       "out of memory while copying the inputs of convTranspose2dAsync"});
     return promise;
   }
   if (!job->Start(env, deferred, args.out_value, &err)) {

@@ -9,6 +9,7 @@
 
 #include "binding/args.h"
 #include "binding/async_worker.h"
+#include "binding/env_state.h"
 #include "binding/errors.h"
 #include "binding/result_buffer.h"
 #include "core/conv_transpose.h"
@@ -97,7 +98,8 @@ void SetRawFunction(Napi::Env env, Napi::Object exports, const char* name, napi_
 }  // namespace
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
-  InitResultBuffers(env);
+  InitEnvState(env);
+  InitResultBuffers();
   exports.Set("PROBLEM_LENGTH", Napi::Number::New(env, double(kProblemLength)));
   SetRawFunction(env, exports, "convTranspose2d", ConvTranspose2dSync);
   SetRawFunction(env, exports, "convTranspose2dAsync", ConvTranspose2dAsyncEntry);

@@ -17,6 +17,8 @@
 #include <new>
 #include <vector>
 
+#include "binding/env_state.h"
+
 namespace convt_binding {
 namespace {
 
@@ -150,17 +152,6 @@ void FinalizeBlock(napi_env /*env*/, void* data, void* hint) {
 
 napi_typedarray_type ArrayType(DType t) { return t == DType::kFloat32 ? napi_float32_array : napi_float64_array; }
 
-// Per-env state (instance data): this env's ArrayBuffer constructor.
-struct EnvState {
-  napi_ref array_buffer_ctor = nullptr;
-};
-
-void FinalizeEnvState(napi_env env, void* data, void* /*hint*/) {
-  EnvState* st = static_cast<EnvState*>(data);
-  if (st->array_buffer_ctor != nullptr) napi_delete_reference(env, st->array_buffer_ctor);
-  delete st;
-}
-
 bool ExceptionPending(napi_env env) {
   bool pending = false;
   return napi_is_exception_pending(env, &pending) != napi_ok || pending;
@@ -169,10 +160,8 @@ bool ExceptionPending(napi_env env) {
 // A V8-owned ArrayBuffer. Large ones go through the JS constructor: napi_create_arraybuffer (v8::ArrayBuffer::New)
 // aborts the process when the allocation fails, the constructor throws a RangeError, which is cleared here.
 napi_status NewV8ArrayBuffer(napi_env env, size_t bytes, void** data, napi_value* ab) {
-  EnvState* st = nullptr;
-  if (bytes < kMinPooledBytes || napi_get_instance_data(env, reinterpret_cast<void**>(&st)) != napi_ok ||
-      st == nullptr || st->array_buffer_ctor == nullptr)
-    return napi_create_arraybuffer(env, bytes, data, ab);
+  EnvState* st = bytes < kMinPooledBytes ? nullptr : GetEnvState(env);
+  if (st == nullptr || st->array_buffer_ctor == nullptr) return napi_create_arraybuffer(env, bytes, data, ab);
   napi_value ctor, len;
   napi_status s = napi_get_reference_value(env, st->array_buffer_ctor, &ctor);
   if (s == napi_ok) s = napi_create_double(env, double(bytes), &len);
@@ -187,14 +176,7 @@ napi_status NewV8ArrayBuffer(napi_env env, size_t bytes, void** data, napi_value
 
 }  // namespace
 
-void InitResultBuffers(napi_env env) {
-  GetPool();  // read CONV_TRANSPOSE_POOL_MB now, on the loading thread
-  EnvState* st = new EnvState();
-  napi_value global, ctor;
-  if (napi_get_global(env, &global) == napi_ok && napi_get_named_property(env, global, "ArrayBuffer", &ctor) == napi_ok)
-    napi_create_reference(env, ctor, 1, &st->array_buffer_ctor);
-  if (napi_set_instance_data(env, st, FinalizeEnvState, nullptr) != napi_ok) FinalizeEnvState(env, st, nullptr);
-}
+void InitResultBuffers() { GetPool(); }  // reads CONV_TRANSPOSE_POOL_MB now, on the loading thread
 
 Block::Block(size_t bytes) {
   if (bytes == 0) return;
@@ -232,14 +214,15 @@ napi_status AdoptAsTypedArray(napi_env env, DType t, size_t n, Block* block, nap
   napi_value ab = nullptr;
   napi_status s = napi_generic_failure;
   if (bytes > 0 && block->cls_ >= 0) {
-    Ticket* t = new (std::nothrow) Ticket(block->cls_);
-    if (t != nullptr) s = napi_create_external_arraybuffer(env, block->data_, bytes, FinalizeBlock, t, &ab);
+    Ticket* ticket = new (std::nothrow) Ticket(block->cls_);
+    if (ticket != nullptr)
+      s = napi_create_external_arraybuffer(env, block->data_, bytes, FinalizeBlock, ticket, &ab);
     if (s == napi_ok) {  // the finalizer owns the memory now
-      t->state.store(Ticket::kSucceeded);
+      ticket->state.store(Ticket::kSucceeded);
       GetPool().in_js.fetch_add(ClassBytes(block->cls_), std::memory_order_relaxed);
       block->Forget();
-    } else if (t != nullptr) {
-      if (t->state.exchange(Ticket::kFailed) == Ticket::kFinalized) delete t;
+    } else if (ticket != nullptr) {
+      if (ticket->state.exchange(Ticket::kFailed) == Ticket::kFinalized) delete ticket;
       napi_value ignored;
       if (ExceptionPending(env)) napi_get_and_clear_last_exception(env, &ignored);  // e.g. ERR_BUFFER_TOO_LARGE
     }

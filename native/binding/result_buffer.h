@@ -58,7 +58,7 @@ napi_status NewResultArray(napi_env env, DType t, size_t n, napi_value* result, 
 // failure it still owns its memory. Failure statuses as NewResultArray's.
 napi_status AdoptAsTypedArray(napi_env env, DType t, size_t n, Block* block, napi_value* result);
 
-// Once per env, at load: creates the process-wide pool on first use and this env's instance data.
-void InitResultBuffers(napi_env env);
+// Creates the process-wide pool (idempotent); call at load. Large V8 allocations use EnvState (env_state.h).
+void InitResultBuffers();
 
 }  // namespace convt_binding
