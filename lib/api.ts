@@ -68,7 +68,16 @@ export function getBackend(): BackendInfo {
 }
 
 function newArray(call: PreparedCall): FloatArray {
-  return call.plan.dtype === 'float32' ? new Float32Array(call.plan.outputLength) : new Float64Array(call.plan.outputLength);
+  const { dtype, outputLength } = call.plan;
+  try {
+    return dtype === 'float32' ? new Float32Array(outputLength) : new Float64Array(outputLength);
+  } catch (e) {
+    // V8 throws a RangeError when the memory cannot be had: make it the documented, coded error
+    throw new ConvTransposeError(
+      ErrorCodes.TOO_LARGE,
+      `could not allocate the result of shape [${call.plan.outputShape.join(', ')}] (${outputLength} ${dtype} elements): ${(e as Error).message}`,
+    );
+  }
 }
 
 function result(call: PreparedCall, data: FloatArray): Tensor {
@@ -76,8 +85,18 @@ function result(call: PreparedCall, data: FloatArray): Tensor {
   return { data, shape: call.plan.outputShape.slice() };
 }
 
-function threadsFor(options: ConvTranspose2dOptions | undefined): number {
-  return options?.threads === undefined ? defaultThreads : checkThreads(options.threads);
+function threadsFor(options: Readonly<ConvTranspose2dOptions>): number {
+  return options.threads === undefined ? defaultThreads : checkThreads(options.threads);
+}
+
+/** Runs the TypeScript kernel; a failure to allocate its scratch memory becomes a coded error. */
+function runJs(call: PreparedCall, x: FloatArray, w: FloatArray, bias: FloatArray | null, out: FloatArray): void {
+  try {
+    convTranspose2dJs(call.plan, x, w, bias, out);
+  } catch (e) {
+    if (e instanceof RangeError) throw new ConvTransposeError(ErrorCodes.INTERNAL, `the TypeScript kernel could not allocate its scratch memory: ${e.message}`);
+    throw e;
+  }
 }
 
 /**
@@ -88,15 +107,15 @@ function threadsFor(options: ConvTranspose2dOptions | undefined): number {
  */
 export function convTranspose2d(input: Tensor, weight: Tensor, options?: ConvTranspose2dOptions): Tensor {
   const call = prepareCall(input, weight, options);
-  const backend = chooseBackend(options?.backend);
-  const threads = threadsFor(options);
+  const backend = chooseBackend(call.options.backend);
+  const threads = threadsFor(call.options);
   const { plan } = call;
   if (plan.outputLength === 0) return result(call, call.out ?? newArray(call));
   if (backend === 'native' && nativeBinding) {
     return result(call, runNative(nativeBinding, plan, call.x, call.w, call.bias, call.out, threads));
   }
   const out = call.out ?? newArray(call);
-  convTranspose2dJs(plan, call.x, call.w, call.bias, out);
+  runJs(call, call.x, call.w, call.bias, out);
   return result(call, out);
 }
 
@@ -108,10 +127,11 @@ export function convTranspose2d(input: Tensor, weight: Tensor, options?: ConvTra
 export function convTranspose2dAsync(input: Tensor, weight: Tensor, options?: ConvTranspose2dOptions): Promise<Tensor> {
   try {
     const call = prepareCall(input, weight, options);
-    const backend = chooseBackend(options?.backend);
-    const threads = threadsFor(options);
+    const backend = chooseBackend(call.options.backend);
+    const threads = threadsFor(call.options);
     const { plan } = call;
-    if (plan.outputLength > 0 && backend === 'native' && nativeBinding) {
+    if (plan.outputLength === 0) return Promise.resolve(result(call, call.out ?? newArray(call)));
+    if (backend === 'native' && nativeBinding) {
       return runNativeAsync(nativeBinding, plan, call.x, call.w, call.bias, call.out, threads).then((data) => result(call, data));
     }
     // The TypeScript path: copy now, like the native path, so the caller may reuse its inputs at once.
@@ -123,7 +143,7 @@ export function convTranspose2dAsync(input: Tensor, weight: Tensor, options?: Co
         try {
           const out = call.out ?? newArray(call);
           if (call.out && call.out.length !== plan.outputLength) fail(ErrorCodes.OUT, 'out was detached or resized during the call');
-          if (plan.outputLength > 0) convTranspose2dJs(plan, x, w, bias, out);
+          runJs(call, x, w, bias, out);
           resolve(result(call, out));
         } catch (e) {
           reject(e);

@@ -3,6 +3,7 @@
 import * as path from 'node:path';
 import { createRequire } from 'node:module';
 import type * as Binding from '../binding';
+import { ConvTransposeError } from './errors';
 import type { FloatArray, Plan } from './types';
 
 type NativeBinding = typeof Binding;
@@ -51,16 +52,32 @@ function fillProblem(p: Plan): Float64Array {
   return v;
 }
 
+/** The addon throws plain Errors with a `code`: give callers the one error class the API documents. */
+function asConvTransposeError(e: unknown): unknown {
+  if (e instanceof ConvTransposeError || !(e instanceof Error)) return e;
+  const code = (e as Error & { code?: unknown }).code;
+  if (typeof code !== 'string' || !code.startsWith('ERR_CONV_TRANSPOSE_')) return e;
+  const wrapped = new ConvTransposeError(code, e.message);
+  wrapped.stack = e.stack;
+  return wrapped;
+}
+
 /** Computes on the calling thread (plus the addon's pool); returns `out` or a new array. */
 export function runNative(
   binding: NativeBinding, plan: Plan, x: FloatArray, w: FloatArray, bias: FloatArray | null, out: FloatArray | null, threads: number,
 ): FloatArray {
-  return binding.convTranspose2d(fillProblem(plan), x, w, bias, out, threads);
+  try {
+    return binding.convTranspose2d(fillProblem(plan), x, w, bias, out, threads);
+  } catch (e) {
+    throw asConvTransposeError(e);
+  }
 }
 
 /** Computes off the JS thread; inputs are copied by the addon before this returns. */
 export function runNativeAsync(
   binding: NativeBinding, plan: Plan, x: FloatArray, w: FloatArray, bias: FloatArray | null, out: FloatArray | null, threads: number,
 ): Promise<FloatArray> {
-  return binding.convTranspose2dAsync(fillProblem(plan), x, w, bias, out, threads);
+  return binding.convTranspose2dAsync(fillProblem(plan), x, w, bias, out, threads).catch((e: unknown) => {
+    throw asConvTransposeError(e);
+  });
 }

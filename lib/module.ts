@@ -7,7 +7,7 @@
  */
 import { convTranspose2d, convTranspose2dAsync } from './api';
 import { ConvTransposeError, ErrorCodes } from './errors';
-import { resolveSize2 } from './params';
+import { resolveLayerParams, resolveSize2 } from './params';
 import { Random } from './random';
 import type { DType, Size2, Tensor } from './types';
 
@@ -37,6 +37,15 @@ function describe(value: unknown): string {
   if (typeof value === 'string') return JSON.stringify(value);
   if (Array.isArray(value)) return `[${value.map(describe).join(', ')}]`;
   return String(value);
+}
+
+/** A new typed array, or TOO_LARGE when the memory cannot be had (V8 throws a plain RangeError). */
+function allocate(Ctor: Float32ArrayConstructor | Float64ArrayConstructor, length: number, what: string): Float32Array | Float64Array {
+  try {
+    return new Ctor(length);
+  } catch (e) {
+    throw new ConvTransposeError(ErrorCodes.TOO_LARGE, `could not allocate the ${what}: ${(e as Error).message}`);
+  }
 }
 
 function checkPositiveInteger(name: string, value: unknown, code: string): number {
@@ -95,10 +104,8 @@ export class ConvTranspose2d {
         `Only "zeros" padding mode is supported for ConvTranspose2d, but got paddingMode=${describe(paddingMode)}`,
       );
     }
-    const groups: unknown = options.groups ?? 1;
-    if (typeof groups !== 'number' || !Number.isSafeInteger(groups) || groups <= 0) {
-      throw new ConvTransposeError(ErrorCodes.GROUPS, `groups must be a positive integer, but got groups=${describe(groups)}`);
-    }
+    // stride, padding, outputPadding, dilation and groups: the rules shared with the functional API
+    const { stride, padding, outputPadding, dilation, groups } = resolveLayerParams(options);
     this.inChannels = checkPositiveInteger('in_channels', inChannels, ErrorCodes.CHANNELS);
     this.outChannels = checkPositiveInteger('out_channels', outChannels, ErrorCodes.CHANNELS);
     if (inChannels % groups !== 0) {
@@ -120,28 +127,6 @@ export class ConvTranspose2d {
       throw new ConvTransposeError(
         ErrorCodes.EMPTY_WEIGHT,
         `kernel size should be greater than zero, but got kernelSize=${describe(kernelSize)}`,
-      );
-    }
-    const stride = resolveSize2('stride', options.stride, 1);
-    if (stride[0] <= 0 || stride[1] <= 0) {
-      throw new ConvTransposeError(ErrorCodes.STRIDE, `non-positive stride is not supported, but got stride=${describe(options.stride)}`);
-    }
-    const padding = resolveSize2('padding', options.padding, 0);
-    if (padding[0] < 0 || padding[1] < 0) {
-      throw new ConvTransposeError(ErrorCodes.PADDING, `negative padding is not supported, but got padding=${describe(options.padding)}`);
-    }
-    const outputPadding = resolveSize2('outputPadding', options.outputPadding, 0);
-    if (outputPadding[0] < 0 || outputPadding[1] < 0) {
-      throw new ConvTransposeError(
-        ErrorCodes.OUTPUT_PADDING,
-        `negative output_padding is not supported, but got outputPadding=${describe(options.outputPadding)}`,
-      );
-    }
-    const dilation = resolveSize2('dilation', options.dilation, 1);
-    if (dilation[0] <= 0 || dilation[1] <= 0) {
-      throw new ConvTransposeError(
-        ErrorCodes.DILATION,
-        `dilation should be greater than zero, but got dilation_height: ${dilation[0]}, dilation_width: ${dilation[1]}`,
       );
     }
     const dtype: unknown = options.dtype ?? 'float32';
@@ -175,11 +160,11 @@ export class ConvTranspose2d {
     // with fan_in = weight.size(1) * kH * kW; the bias uses the same 1/sqrt(fan_in).
     const fanIn = coutPerGroup * kernel[0] * kernel[1];
     const bound = 1 / Math.sqrt(fanIn);
-    const weightData = new Ctor(weightLength);
+    const weightData = allocate(Ctor, weightLength, `weight of shape [${weightShape.join(', ')}]`);
     rng.fillUniform(weightData, -bound, bound);
     this.weight = { data: weightData, shape: weightShape };
     if (withBias) {
-      const biasData = new Ctor(outChannels);
+      const biasData = allocate(Ctor, outChannels, `bias of shape [${outChannels}]`);
       rng.fillUniform(biasData, -bound, bound);
       this.bias = { data: biasData, shape: [outChannels] };
     } else {

@@ -5,6 +5,8 @@ import type { ConvTranspose2dOptions, DType, FloatArray, Plan, Size2, Tensor } f
 
 /** The largest element count a result may have: what one typed array can hold here. */
 export const MAX_ELEMENTS = 2 ** 32 - 1;
+/** The largest dimension or parameter accepted (the native core's int32-safe range; larger ones are absurd here). */
+export const MAX_EXTENT = 2 ** 31 - 1;
 const MAX_SAFE = Number.MAX_SAFE_INTEGER;
 
 type Pair = [number, number];
@@ -38,19 +40,21 @@ export function resolveSize2(name: PairParam, value: Size2 | undefined, fallback
   let pair: unknown[];
   if (typeof value === 'number') pair = [value, value];
   else if (Array.isArray(value)) {
-    if (value.length === 1) pair = [value[0], value[0]];
-    else if (value.length === 2) pair = value;
+    const list = Array.from(value as readonly unknown[]); // read the caller's list once
+    if (list.length === 1) pair = [list[0], list[0]];
+    else if (list.length === 2) pair = list;
     else {
       fail(
         ErrorCodes.PARAM_LENGTH,
-        `expected ${name} to be a single integer value or a list of 2 values to match the convolution dimensions, but got ${name}=${show(value)}`,
+        `expected ${name} to be a single integer value or a list of 2 values to match the convolution dimensions, but got ${name}=${show(list)}`,
       );
     }
   } else fail(code, `${name} must be an integer or a list of 2 integers, but got ${show(value)}`);
   for (const v of pair) {
     if (typeof v !== 'number' || !Number.isSafeInteger(v)) {
-      fail(code, `${name} must contain integers (at most 2^53-1 in size), but got ${name}=${show(value)}`);
+      fail(code, `${name} must contain integers, but got ${name}=${show(pair)}`);
     }
+    if (v > MAX_EXTENT) fail(ErrorCodes.TOO_LARGE, `${name}=${show(pair)} exceeds the supported maximum ${MAX_EXTENT}`);
   }
   return pair as Pair;
 }
@@ -60,18 +64,24 @@ function checkGroups(groups: unknown): number {
     fail(ErrorCodes.GROUPS, `groups must be a positive integer, but got groups=${show(groups)}`);
   }
   if (groups <= 0) fail(ErrorCodes.GROUPS, `non-positive groups is not supported: groups=${groups}`);
+  if (groups > MAX_EXTENT) fail(ErrorCodes.TOO_LARGE, `groups=${groups} exceeds the supported maximum ${MAX_EXTENT}`);
   return groups;
 }
 
-/** Checks a shape: a list of non-negative safe integers. Returns the element count (may exceed 2^53 → TOO_LARGE). */
+/**
+ * Checks a shape: a list of non-negative integers up to MAX_EXTENT. Returns a frozen copy, so that later reads
+ * cannot see other values than the ones checked (a getter or Proxy on the caller's array).
+ */
 function checkShape(what: string, shape: unknown): readonly number[] {
   if (!Array.isArray(shape)) fail(ErrorCodes.INVALID_ARGUMENT, `${what}.shape must be an array of integers, but got ${show(shape)}`);
-  for (const d of shape) {
+  const copy = Array.from(shape as readonly unknown[]);
+  for (const d of copy) {
     if (typeof d !== 'number' || !Number.isSafeInteger(d) || d < 0) {
-      fail(ErrorCodes.INVALID_ARGUMENT, `${what}.shape must contain non-negative integers, but got ${show(shape)}`);
+      fail(ErrorCodes.INVALID_ARGUMENT, `${what}.shape must contain non-negative integers, but got ${show(copy)}`);
     }
+    if (d > MAX_EXTENT) fail(ErrorCodes.TOO_LARGE, `${what}.shape [${copy.join(', ')}] has a dimension above the supported maximum ${MAX_EXTENT}`);
   }
-  return shape as readonly number[];
+  return Object.freeze(copy as number[]);
 }
 
 function product(shape: readonly number[]): number {
@@ -81,8 +91,9 @@ function product(shape: readonly number[]): number {
 }
 
 function dtypeOf(what: string, data: unknown): DType {
-  if (data instanceof Float32Array) return 'float32';
-  if (data instanceof Float64Array) return 'float64';
+  // isView is false for a Proxy, which could report a length other than its memory's
+  if (ArrayBuffer.isView(data) && data instanceof Float32Array) return 'float32';
+  if (ArrayBuffer.isView(data) && data instanceof Float64Array) return 'float64';
   fail(
     ErrorCodes.DTYPE,
     `${what} must be a Float32Array or a Float64Array (float32 or float64), but got ${show(data)}`,
@@ -104,14 +115,21 @@ export function checkTensor(what: string, t: unknown): CheckedTensor {
   const dtype = dtypeOf(`${what}.data`, data);
   const s = checkShape(what, shape);
   const n = product(s);
-  if (data.length !== n) {
+  const length = typedArrayLength(data);
+  if (length !== n) {
     fail(
       ErrorCodes.DATA_LENGTH,
-      `${what}.data has ${data.length} elements but ${what}.shape [${s.join(', ')}] needs ${n}` +
-        (data.length === 0 && n > 0 ? ' (is its buffer detached?)' : ''),
+      `${what}.data has ${length} elements but ${what}.shape [${s.join(', ')}] needs ${n}` +
+        (length === 0 && n > 0 ? ' (is its buffer detached?)' : ''),
     );
   }
   return { data, shape: s, dtype };
+}
+
+// The engine's own length of a typed array (a subclass may override the `length` getter).
+const typedArrayLengthGetter = Object.getOwnPropertyDescriptor(Object.getPrototypeOf(Int8Array.prototype) as object, 'length')!.get!;
+function typedArrayLength(a: FloatArray): number {
+  return typedArrayLengthGetter.call(a) as number;
 }
 
 function checkDtype(what: string, dtype: DType, expected: DType): void {
@@ -156,6 +174,39 @@ interface Geometry {
   Wout: number;
 }
 
+/** The layer's hyper-parameters, each resolved to integers and range-checked (not yet against shapes). */
+export interface LayerParams {
+  stride: Pair;
+  padding: Pair;
+  outputPadding: Pair;
+  dilation: Pair;
+  groups: number;
+}
+
+/**
+ * Resolves and range-checks stride, padding, outputPadding, dilation and groups (shared by the functional API and
+ * the module constructor). The output-padding-versus-stride rule needs no shapes but PyTorch checks it only
+ * when the layer runs, so it lives in resolveGeometry.
+ */
+export function resolveLayerParams(options: {
+  stride?: Size2; padding?: Size2; outputPadding?: Size2; dilation?: Size2; groups?: number;
+}): LayerParams {
+  const stride = resolveSize2('stride', options.stride, 1);
+  const padding = resolveSize2('padding', options.padding, 0);
+  const outputPadding = resolveSize2('outputPadding', options.outputPadding, 0);
+  const dilation = resolveSize2('dilation', options.dilation, 1);
+  const groups = checkGroups(options.groups ?? 1);
+  if (stride[0] <= 0 || stride[1] <= 0) fail(ErrorCodes.STRIDE, `non-positive stride is not supported: stride=[${stride.join(', ')}]`);
+  if (padding[0] < 0 || padding[1] < 0) fail(ErrorCodes.PADDING, `negative padding is not supported: padding=[${padding.join(', ')}]`);
+  if (outputPadding[0] < 0 || outputPadding[1] < 0) {
+    fail(ErrorCodes.OUTPUT_PADDING, `negative outputPadding is not supported: outputPadding=[${outputPadding.join(', ')}]`);
+  }
+  if (dilation[0] <= 0 || dilation[1] <= 0) {
+    fail(ErrorCodes.DILATION, `dilation should be greater than zero, but got dilation=[${dilation.join(', ')}]`);
+  }
+  return { stride, padding, outputPadding, dilation, groups };
+}
+
 /** Every shape-and-parameter rule, on shapes alone (outputShape uses it without tensors). */
 function resolveGeometry(inputShape: readonly number[], weightShape: readonly number[], options: ConvTranspose2dOptions): Geometry {
   // PyTorch's order: the weight's rank is checked before the input's and the parameters'.
@@ -176,20 +227,7 @@ function resolveGeometry(inputShape: readonly number[], weightShape: readonly nu
   const shown = `[${[N, Cin, H, W].join(', ')}]`;
   const [wCin, wCoutG, kH, kW] = weightShape as [number, number, number, number];
 
-  const stride = resolveSize2('stride', options.stride, 1);
-  const padding = resolveSize2('padding', options.padding, 0);
-  const outputPaddingOpt = resolveSize2('outputPadding', options.outputPadding, 0);
-  const dilation = resolveSize2('dilation', options.dilation, 1);
-  const groups = checkGroups(options.groups ?? 1);
-
-  if (stride[0] <= 0 || stride[1] <= 0) fail(ErrorCodes.STRIDE, `non-positive stride is not supported: stride=[${stride.join(', ')}]`);
-  if (padding[0] < 0 || padding[1] < 0) fail(ErrorCodes.PADDING, `negative padding is not supported: padding=[${padding.join(', ')}]`);
-  if (outputPaddingOpt[0] < 0 || outputPaddingOpt[1] < 0) {
-    fail(ErrorCodes.OUTPUT_PADDING, `negative outputPadding is not supported: outputPadding=[${outputPaddingOpt.join(', ')}]`);
-  }
-  if (dilation[0] <= 0 || dilation[1] <= 0) {
-    fail(ErrorCodes.DILATION, `dilation should be greater than zero, but got dilation=[${dilation.join(', ')}]`);
-  }
+  const { stride, padding, outputPadding: outputPaddingOpt, dilation, groups } = resolveLayerParams(options);
   if (kH === 0 || kW === 0) {
     fail(ErrorCodes.EMPTY_WEIGHT, `kernel size should be greater than zero, but got kernel height ${kH} and width ${kW} (weight of size [${weightShape.join(', ')}])`);
   }
@@ -214,7 +252,7 @@ function resolveGeometry(inputShape: readonly number[], weightShape: readonly nu
   const minH = baseExtent(H, stride[0], padding[0], dilation[0], kH, 'height');
   const minW = baseExtent(W, stride[1], padding[1], dilation[1], kW, 'width');
   let outputPadding: Pair;
-  if (options.outputSize !== undefined) {
+  if (options.outputSize !== undefined && options.outputSize !== null) {
     outputPadding = outputPaddingFromSize(options.outputSize, batched, [minH, minW], stride, inputShape);
   } else {
     outputPadding = outputPaddingOpt;
@@ -254,16 +292,14 @@ function outputPaddingFromSize(
   if (!Array.isArray(outputSize)) {
     fail(ErrorCodes.OUTPUT_SIZE, `outputSize must be a list of 2 or ${rank} integers, but got ${show(outputSize)}`);
   }
-  if (outputSize.length !== 2 && outputSize.length !== rank) {
-    fail(
-      ErrorCodes.OUTPUT_SIZE,
-      `for ${rank}-D input, outputSize must have 2 or ${rank} elements, but got ${outputSize.length}: ${show(outputSize)}`,
-    );
+  const list = Array.from(outputSize as readonly unknown[]); // read the caller's list once
+  if (list.length !== 2 && list.length !== rank) {
+    fail(ErrorCodes.OUTPUT_SIZE, `for ${rank}-D input, outputSize must have 2 or ${rank} elements, but got ${list.length}: ${show(list)}`);
   }
-  const hw = outputSize.slice(-2);
+  const hw = list.slice(-2);
   for (const v of hw) {
     if (typeof v !== 'number' || !Number.isSafeInteger(v)) {
-      fail(ErrorCodes.OUTPUT_SIZE, `outputSize must contain integers, but got outputSize=${show(outputSize)}`);
+      fail(ErrorCodes.OUTPUT_SIZE, `outputSize must contain integers, but got outputSize=${show(list)}`);
     }
   }
   const [h, w] = hw as Pair;
@@ -301,10 +337,23 @@ export function outputShape(
   return g.batched ? [g.N, Cout, g.Hout, g.Wout] : [Cout, g.Hout, g.Wout];
 }
 
-function checkOptionsObject(options: unknown): ConvTranspose2dOptions {
+/** A snapshot of the caller's options: each field read exactly once, so a getter cannot change it after the checks. */
+function checkOptionsObject(options: unknown): Readonly<ConvTranspose2dOptions> {
   if (options === undefined || options === null) return {};
   if (typeof options !== 'object') fail(ErrorCodes.INVALID_ARGUMENT, `options must be an object, but got ${show(options)}`);
-  return options as ConvTranspose2dOptions;
+  const o = options as ConvTranspose2dOptions;
+  return Object.freeze({
+    bias: o.bias,
+    stride: o.stride,
+    padding: o.padding,
+    outputPadding: o.outputPadding,
+    groups: o.groups,
+    dilation: o.dilation,
+    outputSize: o.outputSize,
+    out: o.out,
+    backend: o.backend,
+    threads: o.threads,
+  });
 }
 
 /** A validated call: the plan, and the tensors' data as the kernels receive it. */
@@ -317,6 +366,8 @@ export interface PreparedCall {
   out: FloatArray | null;
   /** The caller's `out` tensor, returned as the result when given. */
   outTensor: Tensor | null;
+  /** The options as read once (backend and threads are the caller's to interpret). */
+  options: Readonly<ConvTranspose2dOptions>;
 }
 
 /** Checks everything about one call and resolves it to a frozen Plan. Throws ConvTransposeError. */
@@ -331,16 +382,16 @@ export function prepareCall(input: unknown, weight: unknown, rawOptions?: unknow
   const Cout = g.groups * coutPerGroup;
 
   let bias: FloatArray | null = null;
-  if (options.bias !== undefined && options.bias !== null) {
+  const raw: unknown = options.bias;
+  if (raw !== undefined && raw !== null) {
     let biasShape: readonly number[];
-    const raw: unknown = options.bias;
     if (ArrayBuffer.isView(raw) || Array.isArray(raw)) {
       // a bare array: only the two float typed arrays are accepted (no silent conversion of others)
       bias = raw as FloatArray;
       dtypeOf('bias', raw);
       biasShape = [bias.length];
     } else {
-      const bt = checkTensor('bias', options.bias);
+      const bt = checkTensor('bias', raw);
       bias = bt.data;
       biasShape = bt.shape;
     }
@@ -359,22 +410,24 @@ export function prepareCall(input: unknown, weight: unknown, rawOptions?: unknow
 
   let out: FloatArray | null = null;
   let outTensor: Tensor | null = null;
-  if (options.out !== undefined && options.out !== null) {
-    const ot = options.out as unknown;
-    if (ot === null || typeof ot !== 'object' || !('data' in ot) || !('shape' in ot)) {
+  const ot: unknown = options.out;
+  if (ot !== undefined && ot !== null) {
+    if (typeof ot !== 'object' || !('data' in ot) || !('shape' in ot)) {
       fail(ErrorCodes.OUT, `out must be a tensor { data, shape }, but got ${show(ot)}`);
     }
     const o = ot as Tensor;
-    checkDtype('out', dtypeOf('out.data', o.data), xt.dtype);
-    const sameShape = Array.isArray(o.shape) && o.shape.length === outputShape.length && o.shape.every((d, i) => d === outputShape[i]);
-    if (!sameShape) fail(ErrorCodes.OUT, `out.shape must be [${outputShape.join(', ')}], but got ${show(o.shape)}`);
-    if (o.data.length !== outputLength) {
-      fail(ErrorCodes.OUT, `out.data must have ${outputLength} elements, but has ${o.data.length}${o.data.length === 0 ? ' (is its buffer detached?)' : ''}`);
+    const data = o.data;
+    checkDtype('out', dtypeOf('out.data', data), xt.dtype);
+    const shape = Array.isArray(o.shape) ? Array.from(o.shape as readonly unknown[]) : null;
+    const sameShape = shape !== null && shape.length === outputShape.length && shape.every((d, i) => d === outputShape[i]);
+    if (!sameShape) fail(ErrorCodes.OUT, `out.shape must be [${outputShape.join(', ')}], but got ${show(shape ?? o.shape)}`);
+    if (data.length !== outputLength) {
+      fail(ErrorCodes.OUT, `out.data must have ${outputLength} elements, but has ${data.length}${data.length === 0 ? ' (is its buffer detached?)' : ''}`);
     }
     for (const [name, arr] of [['input', xt.data], ['weight', wt.data], ['bias', bias]] as const) {
-      if (arr && outputLength > 0 && overlaps(o.data, arr)) fail(ErrorCodes.OUT, `out must not share memory with ${name}`);
+      if (arr && outputLength > 0 && overlaps(data, arr)) fail(ErrorCodes.OUT, `out must not share memory with ${name}`);
     }
-    out = o.data;
+    out = data;
     outTensor = o;
   }
 
@@ -405,7 +458,7 @@ export function prepareCall(input: unknown, weight: unknown, rawOptions?: unknow
     outputShape: Object.freeze(outputShape),
     outputLength,
   });
-  return { plan, x: xt.data, w: wt.data, bias, out, outTensor };
+  return { plan, x: xt.data, w: wt.data, bias, out, outTensor, options };
 }
 
 /** Checks a thread count (per call or setNumThreads). */
