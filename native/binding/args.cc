@@ -236,13 +236,13 @@ bool ParseConvArgs(napi_env env, napi_callback_info info, ConvArgs* args, ErrorI
 }
 
 void RunConv(const convt::Problem& p, DType t, const void* x, const void* w, const void* bias, void* y,
-             int threads) {
+             int threads, const std::atomic<bool>* cancel) {
   if (t == DType::kFloat32)
     convt::conv_transpose2d(p, static_cast<const float*>(x), static_cast<const float*>(w),
-                            static_cast<const float*>(bias), static_cast<float*>(y), threads);
+                            static_cast<const float*>(bias), static_cast<float*>(y), threads, cancel);
   else
     convt::conv_transpose2d(p, static_cast<const double*>(x), static_cast<const double*>(w),
-                            static_cast<const double*>(bias), static_cast<double*>(y), threads);
+                            static_cast<const double*>(bias), static_cast<double*>(y), threads, cancel);
 }
 
 }  // namespace convt_binding

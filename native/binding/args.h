@@ -3,6 +3,7 @@
 
 #include <node_api.h>
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 
@@ -38,8 +39,9 @@ inline constexpr int kMaxThreads = 256;      // larger requests are clamped
 // returns false, so the caller can throw (sync) or reject (async).
 bool ParseConvArgs(napi_env env, napi_callback_info info, ConvArgs* args, ErrorInfo* err);
 
-// Runs the core on plain pointers of the given element type. May throw std::bad_alloc.
+// Runs the core on plain pointers of the given element type. May throw std::bad_alloc, and
+// convt::Cancelled once *cancel (optional) reads true.
 void RunConv(const convt::Problem& p, DType t, const void* x, const void* w, const void* bias, void* y,
-             int threads);
+             int threads, const std::atomic<bool>* cancel = nullptr);
 
 }  // namespace convt_binding

@@ -8,10 +8,9 @@
 // napi_ref) is re-checked, since it may have been detached or resized meanwhile, then filled by memcpy;
 // without `out`, the block itself becomes the result's external ArrayBuffer (zero copy).
 //
-// Early exit: the core cannot be interrupted, so Execute runs it on chunks of the batch and stops between
-// chunks once this env's process 'exit' listener fired (env_state.h); process.exit() then waits for at most
-// one chunk per running call instead of whole calls. Chunks hold whole images, so every output element is
-// computed exactly as in one call (async and sync results are bitwise equal).
+// Early exit: Execute hands the core this env's 'exit' flag (env_state.h), which the core polls between its
+// tasks (each at most a few milliseconds); once the process 'exit' listener fired, the call stops there and
+// the promise rejects, so process.exit() does not wait for whole calls.
 #include "binding/async_worker.h"
 
 #include <algorithm>
@@ -29,16 +28,6 @@
 
 namespace convt_binding {
 namespace {
-
-// Images per chunk: enough multiply-adds that the per-call costs (weight packing, waking the pool) stay
-// small, few enough that a chunk lasts milliseconds rather than seconds.
-int64_t BatchChunk(const convt::Problem& p) {
-  const double macs_per_image = double(p.Cin / p.groups) * double(p.Cout) * double(p.H) * double(p.W) *
-                                double(p.kH) * double(p.kW);
-  const double target = std::max(double(int64_t{1} << 26), 64.0 * double(convt::weight_elements(p)));
-  const double chunk = macs_per_image > 0 ? target / macs_per_image : double(p.N);
-  return chunk >= double(p.N) ? std::max<int64_t>(p.N, 1) : std::max<int64_t>(int64_t(chunk), 1);
-}
 
 class ConvJob {
  public:
@@ -91,6 +80,8 @@ class ConvJob {
     ConvJob* job = static_cast<ConvJob*>(data);
     try {
       job->Compute();
+    } catch (const convt::Cancelled&) {
+      job->Fail("convTranspose2dAsync was cancelled: the process is exiting");
     } catch (const std::bad_alloc&) {
       job->Fail("out of memory while computing convTranspose2dAsync");
     } catch (const std::exception& e) {
@@ -107,18 +98,7 @@ class ConvJob {
   void Compute() {
     if (out_len_ == 0) return;
     y_ = Block(out_len_ * ElementSize(dtype_));
-    const convt::Problem& p = problem_;
-    const size_t es = ElementSize(dtype_);
-    const size_t x_image = size_t(p.Cin * p.H * p.W) * es, y_image = size_t(p.Cout * p.Hout * p.Wout) * es;
-    const int64_t chunk = BatchChunk(p);
-    for (int64_t n0 = 0; n0 < p.N; n0 += chunk) {
-      if (exiting_ && exiting_->load(std::memory_order_relaxed))
-        return Fail("convTranspose2dAsync was cancelled: the process is exiting");
-      convt::Problem part = p;
-      part.N = std::min(chunk, p.N - n0);
-      RunConv(part, dtype_, static_cast<const char*>(x_.data()) + size_t(n0) * x_image, w_.data(), bias_.data(),
-              static_cast<char*>(y_.data()) + size_t(n0) * y_image, threads_);
-    }
+    RunConv(problem_, dtype_, x_.data(), w_.data(), bias_.data(), y_.data(), threads_, exiting_.get());
   }
 
   void Fail(const char* message, const char* detail = "") noexcept {

@@ -41,6 +41,27 @@ constexpr int64_t kExactCostMaxPixels = 16384;
 // image's phase has fewer pixels than this, where whole-image tiles would mix every tap.
 constexpr int64_t kBatchInnerMaxPhasePixels = 64;
 
+// Bias-only outputs (stride > kernel) are filled in parallel only above this many output elements
+// (256 Ki elements = 1 MiB of float32, ~30 us of stores: below that a wake-up costs as much).
+constexpr int64_t kParallelFillMinElements = int64_t{1} << 18;
+
+// Scatter path (GEMM over input pixels x (ky, co, kx) columns, then col2im per register tile): used when
+// a group has at most 3 output channels, where the phase GEMM's tiles have 1-3 channels and need one
+// pixel-vector load per FMA (measured ~40-55 % of peak in cache vs ~95 % for 12-column tiles), ...
+constexpr int64_t kScatterMaxCoutPerGroup = 3;
+// ... and enough input channels to amortise the scalar col2im additions (one per Z element, against
+// Cin/G multiply-adds per Z element).
+constexpr int64_t kScatterMinCinPerGroup = 16;
+// Output elements of one group per scatter task (a block of whole output rows): 16 Ki outputs is 64 KiB
+// of float32, L2-resident while the task adds into it.
+constexpr int64_t kScatterBlockElements = int64_t{1} << 14;
+
+// Single-pixel path: tiles with at least 8 images in the broadcast (fewer wastes the FMA slots on
+// loads), and ~1.5 Ki columns per task (a task then writes NR x 6 KiB of output and reads Cin/G x 6 KiB
+// of weights: a few microseconds, and enough tasks for 2 threads on a DCGAN first layer).
+constexpr int64_t kSinglePixelMinNr = 8;
+constexpr int64_t kSinglePixelColsPerTask = 1536;
+
 // Depthwise: output rows per task (a task is one (n, channel, row block)); 8 rows of a 128-wide
 // output is ~4 K outputs x taps, a few microseconds.
 constexpr int64_t kDepthwiseRowsPerTask = 8;

@@ -243,7 +243,11 @@ class Scratch {
 
 enum ScratchSlot { kSlotWeights = 0, kSlotA, kSlotTile, kSlotInfo, kSlotDw, kSlotCount };
 
+std::atomic<int64_t> g_scratch_limit{-1};  // set_scratch_limit_for_testing
+
 void* scratch(int slot, size_t bytes) {
+  const int64_t limit = g_scratch_limit.load(std::memory_order_relaxed);
+  if (limit >= 0 && bytes > static_cast<size_t>(limit)) throw std::bad_alloc();
   thread_local Scratch s[kSlotCount];
   void* r = s[slot].get(bytes);
   if (!r) throw std::bad_alloc();
@@ -272,9 +276,42 @@ struct Run {  // a run of lanes of one tile that map to consecutive pixels of on
   bool batch;  // true: lanes are images n..n+len-1 of pixel (j, i); false: pixels (n, j, i..i+len-1)
 };
 
+// One residue class of an output axis: the output indices o with o mod stride == r, and the kernel taps
+// that reach them. Tap k reaches residue (k*d - pad) mod s only, so at most k residues have taps; the
+// others (possible when s > k) receive the bias alone.
+struct AxisClass {
+  int64_t r;
+  std::vector<Tap> taps;  // in kernel order
+};
+
+std::vector<AxisClass> axis_classes(int64_t k, int64_t s, int64_t pad, int64_t d) {
+  struct E {
+    int64_t r, k, off;
+  };
+  std::vector<E> e(static_cast<size_t>(k));
+  for (int64_t kk = 0; kk < k; ++kk) {
+    const int64_t t = kk * d - pad;  // |t| < 2^62: every parameter < 2^31
+    const int64_t q = floordiv(t, s);
+    e[static_cast<size_t>(kk)] = {t - q * s, kk, -q};  // input index = output phase index + off
+  }
+  std::stable_sort(e.begin(), e.end(), [](const E& a, const E& b) { return a.r < b.r; });
+  std::vector<AxisClass> v;
+  for (const E& x : e) {
+    if (v.empty() || v.back().r != x.r) v.push_back({x.r, {}});
+    v.back().taps.push_back({x.k, x.off});
+  }
+  return v;
+}
+
 struct Geometry {
   int64_t Cin_g, Cout_g, HW, CinHW, HWo, CoutHWo;
+  // Phases: only the (ry, rx) pairs whose residue classes both have taps, row-major over the classes
+  // (at most kH * kW, whatever the stride). The list depends only on kernel, stride, padding and
+  // dilation, so the packed weight layout does too (see PackedWeights); phases with no pixel in this
+  // problem (ry >= Hout or rx >= Wout) have Hj or Wj == 0 and are skipped.
   std::vector<Phase> phases;
+  // Some output rows or columns are reached by no tap (s > k): they get the bias alone.
+  bool bias_only_outputs = false;
 };
 
 Geometry make_geometry(const Problem& p) {
@@ -285,32 +322,70 @@ Geometry make_geometry(const Problem& p) {
   g.CinHW = p.Cin * g.HW;
   g.HWo = p.Hout * p.Wout;
   g.CoutHWo = p.Cout * g.HWo;
-  // All sH*sW phases, even those no output pixel has (Hout < sH): the packed weight layout then depends
-  // only on channels, kernel, stride, padding and dilation (see PackedWeights).
-  for (int64_t ry = 0; ry < p.sH; ++ry)
-    for (int64_t rx = 0; rx < p.sW; ++rx) {
+  const std::vector<AxisClass> ys = axis_classes(p.kH, p.sH, p.pH, p.dH);
+  const std::vector<AxisClass> xs = axis_classes(p.kW, p.sW, p.pW, p.dW);
+  g.phases.reserve(ys.size() * xs.size());
+  int64_t rows_with_taps = 0, cols_with_taps = 0;
+  for (const AxisClass& cy : ys) rows_with_taps += cy.r < p.Hout;
+  for (const AxisClass& cx : xs) cols_with_taps += cx.r < p.Wout;
+  g.bias_only_outputs = rows_with_taps < std::min(p.sH, p.Hout) || cols_with_taps < std::min(p.sW, p.Wout);
+  for (const AxisClass& cy : ys)
+    for (const AxisClass& cx : xs) {
       Phase ph;
-      ph.ry = ry;
-      ph.rx = rx;
-      ph.Hj = (p.Hout - ry + p.sH - 1) / p.sH;
-      ph.Wj = (p.Wout - rx + p.sW - 1) / p.sW;
-      for (int64_t ky = 0; ky < p.kH; ++ky) {
-        const int64_t t = ry + p.pH - ky * p.dH;
-        if (t - floordiv(t, p.sH) * p.sH == 0) ph.ty.push_back({ky, floordiv(t, p.sH)});
-      }
-      for (int64_t kx = 0; kx < p.kW; ++kx) {
-        const int64_t t = rx + p.pW - kx * p.dW;
-        if (t - floordiv(t, p.sW) * p.sW == 0) ph.tx.push_back({kx, floordiv(t, p.sW)});
-      }
+      ph.ry = cy.r;
+      ph.rx = cx.r;
+      ph.Hj = cy.r < p.Hout ? (p.Hout - cy.r + p.sH - 1) / p.sH : 0;
+      ph.Wj = cx.r < p.Wout ? (p.Wout - cx.r + p.sW - 1) / p.sW : 0;
+      ph.ty = cy.taps;
+      ph.tx = cx.taps;
       g.phases.push_back(std::move(ph));
     }
   return g;
 }
 
+// Writes the bias (or 0) to every output element that no tap reaches (only when geo.bias_only_outputs).
+// Work O(output elements touched + min(s, out) per axis), never O(sH * sW).
+// Residues r < min(s, out) of one axis: 1 where some tap reaches them.
+std::vector<char> residue_has_taps(int64_t s, int64_t out, const std::vector<Phase>& phases, bool rows) {
+  std::vector<char> m(static_cast<size_t>(std::min(s, out)), 0);
+  for (const Phase& ph : phases) {
+    const int64_t r = rows ? ph.ry : ph.rx;
+    if (r < static_cast<int64_t>(m.size())) m[static_cast<size_t>(r)] = 1;
+  }
+  return m;
+}
+
+template <class T>
+void fill_bias_only_outputs(const Problem& p, const Geometry& geo, const T* bias, T* y, int threads,
+                            const std::atomic<bool>* cancel) {
+  const std::vector<char> yhas = residue_has_taps(p.sH, p.Hout, geo.phases, true);
+  const std::vector<char> xhas = residue_has_taps(p.sW, p.Wout, geo.phases, false);
+  const int64_t nx = static_cast<int64_t>(xhas.size());
+  auto plane = [&](int64_t t) {  // t = n * Cout + co
+    const T b = bias ? bias[t % p.Cout] : T(0);
+    T* yp = y + t * geo.HWo;
+    for (int64_t oy = 0; oy < p.Hout; ++oy) {
+      T* row = yp + oy * p.Wout;
+      if (!yhas[static_cast<size_t>(oy % p.sH)]) {
+        std::fill(row, row + p.Wout, b);
+        continue;
+      }
+      for (int64_t rx = 0; rx < nx; ++rx)
+        if (!xhas[static_cast<size_t>(rx)])
+          for (int64_t ox = rx; ox < p.Wout; ox += p.sW) row[ox] = b;
+    }
+  };
+  const int64_t planes = p.N * p.Cout;
+  // a plane is cheap: parallel only when the planes add up to a large output
+  const int t = geo.HWo * planes >= blocking::kParallelFillMinElements ? threads : 1;
+  if (!threading::parallel_for(planes, t, plane, cancel)) throw Cancelled();
+}
+
 // Valid taps of a set of pixels with rows in [jmin, jmax] and columns in [imin, imax]: those whose
 // input index lands in range for at least one of them (tap offsets are monotone in the kernel index).
+// An empty set (lo > hi, e.g. bounds of no run) hits nothing; the test keeps lo + off from overflowing.
 inline bool tap_hits(const Tap& t, int64_t lo, int64_t hi, int64_t extent) {
-  return hi + t.off >= 0 && lo + t.off <= extent - 1;
+  return lo <= hi && hi + t.off >= 0 && lo + t.off <= extent - 1;
 }
 
 // Two ways to feed the micro-kernel its pixel panel (chosen per problem by a cost model):
@@ -446,24 +521,32 @@ double cost_direct(Plan<T>& pl) {
   const Geometry& geo = pl.geo;
   const int64_t mr = pl.var.mr, nr = pl.var.nr;
   const int64_t ntile_c = (geo.Cout_g + nr - 1) / nr;
-  bool first = true;
+  // Block extents cover the taps that reach the input from some pixel of a phase that has pixels (the
+  // only ones a tile can use, see tap_hits), so far-away taps (huge padding or dilation) cost nothing.
   pl.maxHj = pl.maxWj = 0;
+  bool firsty = true, firstx = true;
+  pl.ymin = pl.ymax = pl.xmin = pl.xmax = 0;
   for (const Phase& ph : geo.phases) {
+    if (ph.Hj == 0 || ph.Wj == 0) continue;
     pl.maxHj = std::max(pl.maxHj, ph.Hj);
     pl.maxWj = std::max(pl.maxWj, ph.Wj);
     for (const Tap& t : ph.ty) {
-      pl.ymin = first ? t.off : std::min(pl.ymin, t.off);
-      pl.ymax = first ? t.off : std::max(pl.ymax, t.off);
-      first = false;
+      if (!tap_hits(t, 0, ph.Hj - 1, p.H)) continue;
+      pl.ymin = firsty ? t.off : std::min(pl.ymin, t.off);
+      pl.ymax = firsty ? t.off : std::max(pl.ymax, t.off);
+      firsty = false;
+    }
+    for (const Tap& t : ph.tx) {
+      if (!tap_hits(t, 0, ph.Wj - 1, p.W)) continue;
+      pl.xmin = firstx ? t.off : std::min(pl.xmin, t.off);
+      pl.xmax = firstx ? t.off : std::max(pl.xmax, t.off);
+      firstx = false;
     }
   }
-  first = true;
-  for (const Phase& ph : geo.phases)
-    for (const Tap& t : ph.tx) {
-      pl.xmin = first ? t.off : std::min(pl.xmin, t.off);
-      pl.xmax = first ? t.off : std::max(pl.xmax, t.off);
-      first = false;
-    }
+  if (pl.maxHj == 0) {  // every output pixel is bias only: nothing to compute
+    pl.R = pl.Cb = 1;
+    return 0;
+  }
   const int64_t yspan = pl.ymax - pl.ymin, xspan = pl.xmax - pl.xmin;
   // Column block: whole rows unless a single row block overflows the budget.
   const int64_t row_bytes = geo.Cin_g * int64_t(sizeof(T));
@@ -542,27 +625,74 @@ Plan<T> make_plan(const Problem& p, const kernels::TypedSet<T>& ks, int forced_n
 }
 
 // ------------------------------------------------------------------------------------------------
-// Weight packing: for group g, phase, channel tile ct: [tap (ty, tx)][ci][NR] (zero-padded channels)
+// Weight packing: for group g, phase, channel tile ct: [tap (ty, tx)][ci][NR] (zero-padded channels).
+// Every kernel tap belongs to exactly one phase, so a unit (g, ct) is packed in one sequential pass
+// over its weights (ci-major, each channel's kH*kW taps contiguous), scattering each tap's NR values
+// to its phase's panel: the weights are read once, instead of once per tap with a kH*kW stride.
 // ------------------------------------------------------------------------------------------------
 template <class T>
-void pack_b_unit(const Plan<T>& pl, const T* w, T* B, int64_t g, const Phase& ph, int64_t ct) {
+struct TapSlot {
+  int64_t ofs;  // offset of the tap's [ci][NR] panel from the group's B block, for channel tile 0
+  int64_t ct_stride;  // K * NR of the tap's phase: distance between channel tiles
+};
+
+template <class T>
+std::vector<TapSlot<T>> tap_slots(const Plan<T>& pl) {
+  const Problem& p = *pl.p;
+  const int64_t nr = pl.var.nr, Cin_g = pl.geo.Cin_g;
+  std::vector<TapSlot<T>> v(static_cast<size_t>(p.kH * p.kW));
+  for (const Phase& ph : pl.geo.phases) {
+    const int64_t ntx = static_cast<int64_t>(ph.tx.size());
+    const int64_t K = static_cast<int64_t>(ph.ty.size()) * ntx * Cin_g;
+    for (size_t iy = 0; iy < ph.ty.size(); ++iy)
+      for (size_t ix = 0; ix < ph.tx.size(); ++ix)
+        v[static_cast<size_t>(ph.ty[iy].k * p.kW + ph.tx[ix].k)] = {
+            ph.bofs + (static_cast<int64_t>(iy) * ntx + static_cast<int64_t>(ix)) * Cin_g * nr, K * nr};
+  }
+  return v;
+}
+
+// dst[tap][ci * NR + c] = src[c * kHW + tap] for c < NR.
+template <class T, int NR>
+void scatter_taps(const T* src, int64_t kHW, T* const* dst, int64_t ci) {
+  for (int64_t tap = 0; tap < kHW; ++tap) {
+    T* d = dst[tap] + ci * NR;
+    for (int c = 0; c < NR; ++c) d[c] = src[c * kHW + tap];
+  }
+}
+
+template <class T>
+void pack_b_unit(const Plan<T>& pl, const std::vector<TapSlot<T>>& slots, const T* w, T* B, int64_t g, int64_t ct,
+                 T** dst) {
   const Problem& p = *pl.p;
   const int64_t nr = pl.var.nr, Cin_g = pl.geo.Cin_g, Cout_g = pl.geo.Cout_g;
-  const int64_t K = static_cast<int64_t>(ph.ty.size() * ph.tx.size()) * Cin_g;
-  T* dst = B + g * pl.bgroup + ph.bofs + ct * K * nr;
   const int64_t co0 = ct * nr, nc = std::min(nr, Cout_g - co0);
   const int64_t kHW = p.kH * p.kW;
-  for (const Tap& ty : ph.ty)
-    for (const Tap& tx : ph.tx) {
-      const int64_t tap = ty.k * p.kW + tx.k;
-      for (int64_t ci = 0; ci < Cin_g; ++ci) {
-        const T* src = w + ((g * Cin_g + ci) * Cout_g + co0) * kHW + tap;
-        int64_t c = 0;
-        for (; c < nc; ++c) dst[c] = src[c * kHW];
-        for (; c < nr; ++c) dst[c] = T(0);
-        dst += nr;
+  for (int64_t tap = 0; tap < kHW; ++tap) {
+    const TapSlot<T>& sl = slots[static_cast<size_t>(tap)];
+    dst[tap] = B + g * pl.bgroup + sl.ofs + ct * sl.ct_stride;
+  }
+  for (int64_t ci = 0; ci < Cin_g; ++ci) {
+    const T* src = w + ((g * Cin_g + ci) * Cout_g + co0) * kHW;  // [c < nc][tap], contiguous
+    if (nc == nr) {  // full tile: a fixed-length inner loop (the common case, ~4x faster than a variable one)
+      switch (nr) {
+        case 1: scatter_taps<T, 1>(src, kHW, dst, ci); continue;
+        case 2: scatter_taps<T, 2>(src, kHW, dst, ci); continue;
+        case 3: scatter_taps<T, 3>(src, kHW, dst, ci); continue;
+        case 4: scatter_taps<T, 4>(src, kHW, dst, ci); continue;
+        case 6: scatter_taps<T, 6>(src, kHW, dst, ci); continue;
+        case 8: scatter_taps<T, 8>(src, kHW, dst, ci); continue;
+        case 12: scatter_taps<T, 12>(src, kHW, dst, ci); continue;
+        default: break;
       }
     }
+    for (int64_t tap = 0; tap < kHW; ++tap) {
+      T* d = dst[tap] + ci * nr;
+      int64_t c = 0;
+      for (; c < nc; ++c) d[c] = src[c * kHW + tap];
+      for (; c < nr; ++c) d[c] = T(0);
+    }
+  }
 }
 
 // ------------------------------------------------------------------------------------------------
@@ -839,25 +969,28 @@ void run_task_direct(const GemmCtx<T>& c, const Task& tk) {
   compute_tiles(c, tk, s, ntiles, plane);
 }
 
-// Packs B for plan pl (all groups, phases, channel tiles) into B (pl.p->groups * pl.bgroup elements).
-// Units = (group, channel tile), all phases of a unit together so that the unit's weight slice
-// (Cin/G x NR x kH x kW) is read from memory once and from L2 for the later phases.
+// Packs B for plan pl (all groups, phases, channel tiles) into B (pl.p->groups * pl.bgroup elements),
+// in parallel over units (group, channel tile).
 template <class T>
-void pack_b(const Plan<T>& pl, const T* w, T* B, int threads) {
+void pack_b(const Plan<T>& pl, const T* w, T* B, int threads, const std::atomic<bool>* cancel) {
   const Problem& p = *pl.p;
   const int64_t units = p.groups * pl.ntile_c;
+  const std::vector<TapSlot<T>> slots = tap_slots(pl);
   auto pack_unit = [&](int64_t u) {
     const int64_t ct = u % pl.ntile_c, g = u / pl.ntile_c;
-    for (const Phase& ph : pl.geo.phases) pack_b_unit(pl, w, B, g, ph, ct);
+    std::vector<T*> dst(slots.size());
+    pack_b_unit(pl, slots, w, B, g, ct, dst.data());
   };
-  threading::parallel_for(units, weight_elements(p) >= blocking::kParallelPackMinElements ? threads : 1, pack_unit);
+  if (!threading::parallel_for(units, weight_elements(p) >= blocking::kParallelPackMinElements ? threads : 1, pack_unit,
+                               cancel))
+    throw Cancelled();
 }
 
 // B == nullptr: pack the weights w now, into the caller's scratch; otherwise B holds them packed for
 // a plan with the same tile shape.
 template <class T>
 void gemm_path(const Problem& p, const T* x, const T* w, const T* Bpre, int forced_nr, const T* bias, T* y,
-               int threads, const kernels::TypedSet<T>& ks) {
+               int threads, const kernels::TypedSet<T>& ks, const std::atomic<bool>* cancel) {
   Plan<T> pl = make_plan(p, ks, forced_nr);
   const Geometry& geo = pl.geo;
   const int64_t mr = pl.var.mr, nr = pl.var.nr;
@@ -878,7 +1011,7 @@ void gemm_path(const Problem& p, const T* x, const T* w, const T* Bpre, int forc
   const int64_t nph = static_cast<int64_t>(geo.phases.size());
   const T* B = Bpre;
   if (!B) {
-    pack_b(pl, w, mem, threads);
+    pack_b(pl, w, mem, threads, cancel);
     B = mem;
   }
 
@@ -920,23 +1053,284 @@ void gemm_path(const Problem& p, const T* x, const T* w, const T* Bpre, int forc
             tasks.push_back({g, ph, mt, std::min(P.mtiles, mt + mt_per), 0, 0, ct, std::min(pl.ntile_c, ct + ct_per)});
       }
   }
+  if (geo.bias_only_outputs) fill_bias_only_outputs(p, geo, bias, y, threads, cancel);
   GemmCtx<T> ctx{&pl, x, B, biasp, y};
+  bool done;
   if (pl.direct)
-    threading::parallel_for(static_cast<int64_t>(tasks.size()), threads,
-                            [&](int64_t t) { run_task_direct(ctx, tasks[static_cast<size_t>(t)]); });
+    done = threading::parallel_for(
+        static_cast<int64_t>(tasks.size()), threads,
+        [&](int64_t t) { run_task_direct(ctx, tasks[static_cast<size_t>(t)]); }, cancel);
   else
-    threading::parallel_for(static_cast<int64_t>(tasks.size()), threads,
-                            [&](int64_t t) { run_task_im2col(ctx, tasks[static_cast<size_t>(t)]); });
+    done = threading::parallel_for(
+        static_cast<int64_t>(tasks.size()), threads,
+        [&](int64_t t) { run_task_im2col(ctx, tasks[static_cast<size_t>(t)]); }, cancel);
+  if (!done) throw Cancelled();
 }
 
 
+
+// ------------------------------------------------------------------------------------------------
+// Scatter path, for few output channels per group (the phase GEMM would have 1-3 channels per tile
+// and be load-bound: one pixel-vector load per FMA). A GEMM over input pixels instead:
+//   Z[pixel][col] = sum_ci x[ci][pixel] * w[ci][col],   col = (ky, co, kx): Cout_g * kH * kW columns
+// with the micro-kernel reading its lanes straight from x (MR pixels of one input row, lda = H*W), then
+// each MR x NR tile of Z is added into the output at (iy*sH - pH + ky*dH, ix*sW - pW + kx*dW) (col2im,
+// one register tile at a time: no column buffer). A task is (n, g, block of output rows): it fills the
+// block with the bias, then walks the input rows that reach it, and per row only the column tiles
+// whose ky lands in the block (columns are ky-major for that). Each output element receives its
+// terms in an order fixed by the plan (input row, column tile, column), whatever the thread count.
+// ------------------------------------------------------------------------------------------------
+int64_t ceildiv(int64_t a, int64_t b) { return -floordiv(-a, b); }  // b > 0
+
+template <class T>
+struct ScatterPlan {
+  kernels::GemmVariant<T> var;
+  int64_t cols = 0, ntile_c = 0;  // columns Cout_g*kH*kW and NR-tiles of them
+  int64_t rows_per_task = 1;      // output rows per task
+};
+
+// forced_nr > 0: the tile width the weights were packed for.
+template <class T>
+ScatterPlan<T> make_scatter_plan(const Problem& p, const kernels::TypedSet<T>& ks, int forced_nr) {
+  ScatterPlan<T> sp;
+  const int64_t Cout_g = p.Cout / p.groups;
+  sp.cols = Cout_g * p.kH * p.kW;
+  double best = -1;
+  for (int v = 0; v < kernels::kMaxVariants && ks.gemm[v].fn; ++v) {
+    const kernels::GemmVariant<T>& g = ks.gemm[v];
+    if (forced_nr > 0 && g.nr != forced_nr) continue;
+    const double lane_use = static_cast<double>(p.W) / static_cast<double>((p.W + g.mr - 1) / g.mr * g.mr);
+    const double col_use = static_cast<double>(sp.cols) / static_cast<double>((sp.cols + g.nr - 1) / g.nr * g.nr);
+    const double e = lane_use * col_use * tile_eff(g.nr);
+    if (e > best) {
+      best = e;
+      sp.var = g;
+    }
+  }
+  sp.ntile_c = (sp.cols + sp.var.nr - 1) / sp.var.nr;
+  // A block of output rows: about kScatterBlockElements outputs of the group, at least one row.
+  sp.rows_per_task = std::max<int64_t>(1, blocking::kScatterBlockElements / std::max<int64_t>(1, Cout_g * p.Wout));
+  return sp;
+}
+
+// Scatter or phase GEMM for a non-depthwise problem (automatic choice, or forced for testing).
+template <class T>
+bool prefer_scatter(const Problem& p, const kernels::TypedSet<T>& ks) {
+  const int forced = g_force_mode.load(std::memory_order_relaxed);
+  if (forced >= 0) return forced == 3;
+  const int64_t Cout_g = p.Cout / p.groups, Cin_g = p.Cin / p.groups;
+  if (Cout_g > blocking::kScatterMaxCoutPerGroup || Cin_g < blocking::kScatterMinCinPerGroup) return false;
+  const ScatterPlan<T> sp = make_scatter_plan(p, ks, 0);
+  return 2 * p.W >= sp.var.mr;  // at least half the lanes of a row tile used
+}
+
+// B for the scatter path: [g][column tile][ci][NR], zero-padded columns.
+template <class T>
+void pack_scatter_b(const Problem& p, const ScatterPlan<T>& sp, const T* w, T* B) {
+  const int64_t Cin_g = p.Cin / p.groups, Cout_g = p.Cout / p.groups, kHW = p.kH * p.kW, nr = sp.var.nr;
+  for (int64_t g = 0; g < p.groups; ++g)
+    for (int64_t ct = 0; ct < sp.ntile_c; ++ct)
+      for (int64_t ci = 0; ci < Cin_g; ++ci) {
+        T* d = B + ((g * sp.ntile_c + ct) * Cin_g + ci) * nr;
+        const T* src = w + (g * Cin_g + ci) * Cout_g * kHW;
+        for (int64_t cc = 0; cc < nr; ++cc) {
+          const int64_t c = ct * nr + cc;
+          if (c >= sp.cols) {
+            d[cc] = T(0);
+            continue;
+          }
+          const int64_t kx = c % p.kW, co = (c / p.kW) % Cout_g, ky = c / (p.kW * Cout_g);
+          d[cc] = src[co * kHW + ky * p.kW + kx];
+        }
+      }
+}
+
+template <class T>
+void scatter_task(const Problem& p, const ScatterPlan<T>& sp, const T* x, const T* B, const T* bias, T* y, int64_t task,
+                  kernels::AddPairsFn<T> add_pairs) {
+  const int64_t Cin_g = p.Cin / p.groups, Cout_g = p.Cout / p.groups;
+  const int64_t HW = p.H * p.W, HWo = p.Hout * p.Wout, mr = sp.var.mr, nr = sp.var.nr;
+  const int64_t nblk = (p.Hout + sp.rows_per_task - 1) / sp.rows_per_task;
+  const int64_t blk = task % nblk, ng = task / nblk, g = ng % p.groups, n = ng / p.groups;
+  const int64_t oy0 = blk * sp.rows_per_task, oy1 = std::min(p.Hout, oy0 + sp.rows_per_task);
+  T* yg = y + (n * p.Cout + g * Cout_g) * HWo;  // output channel 0 of the group
+  for (int64_t co = 0; co < Cout_g; ++co)
+    std::fill(yg + co * HWo + oy0 * p.Wout, yg + co * HWo + oy1 * p.Wout, bias ? bias[g * Cout_g + co] : T(0));
+
+  const T* xg = x + (n * p.Cin + g * Cin_g) * HW;
+  const T* Bg = B + g * sp.ntile_c * Cin_g * nr;
+  T* z = static_cast<T*>(scratch(kSlotTile, static_cast<size_t>(mr * nr) * sizeof(T)));
+  T* tail = nullptr;  // a row tile that would read past the input plane, copied and zero-padded
+  const T zeros[kernels::kMaxNr] = {};
+  const int64_t boff0 = 0;
+  const int64_t iylo = std::max<int64_t>(0, ceildiv(oy0 + p.pH - (p.kH - 1) * p.dH, p.sH));
+  const int64_t iyhi = std::min(p.H - 1, floordiv(oy1 - 1 + p.pH, p.sH));
+  for (int64_t iy = iylo; iy <= iyhi; ++iy) {
+    const int64_t kylo = std::max<int64_t>(0, ceildiv(oy0 + p.pH - iy * p.sH, p.dH));
+    const int64_t kyhi = std::min(p.kH - 1, floordiv(oy1 - 1 + p.pH - iy * p.sH, p.dH));
+    if (kylo > kyhi) continue;
+    const int64_t c0 = kylo * Cout_g * p.kW, c1 = (kyhi + 1) * Cout_g * p.kW;  // columns reaching the block
+    for (int64_t ix0 = 0; ix0 < p.W; ix0 += mr) {
+      const int64_t nl = std::min(mr, p.W - ix0);
+      const T* a = xg + iy * p.W + ix0;
+      int64_t lda = HW;
+      if (iy * p.W + ix0 + mr > HW) {
+        if (!tail) tail = static_cast<T*>(scratch(kSlotA, static_cast<size_t>(Cin_g * mr) * sizeof(T)));
+        for (int64_t ci = 0; ci < Cin_g; ++ci) {
+          std::memcpy(tail + ci * mr, a + ci * HW, static_cast<size_t>(nl) * sizeof(T));
+          std::fill(tail + ci * mr + nl, tail + (ci + 1) * mr, T(0));
+        }
+        a = tail;
+        lda = mr;
+      }
+      for (int64_t ct = c0 / nr; ct * nr < c1; ++ct) {
+        sp.var.fn(Cin_g, 1, &a, lda, Bg + ct * Cin_g * nr, &boff0, zeros, z, mr);
+        for (int64_t cc = 0; cc < nr; ++cc) {
+          const int64_t c = ct * nr + cc;
+          if (c < c0 || c >= c1) continue;
+          const int64_t kx = c % p.kW, co = (c / p.kW) % Cout_g, ky = c / (p.kW * Cout_g);
+          const int64_t oy = iy * p.sH - p.pH + ky * p.dH;  // in [oy0, oy1) by the ky range
+          const int64_t ox0 = ix0 * p.sW - p.pW + kx * p.dW;
+          const int64_t llo = std::max<int64_t>(0, ceildiv(-ox0, p.sW));
+          const int64_t lhi = std::min(nl, floordiv(p.Wout - 1 - ox0, p.sW) + 1);
+          T* row = yg + co * HWo + oy * p.Wout;
+          const T* zc = z + cc * mr;
+          if (p.sW == 1) {
+            T* d = row + ox0;
+            for (int64_t l = llo; l < lhi; ++l) d[l] += zc[l];
+            continue;
+          }
+          if (p.sW == 2 && p.dW == 1 && kx + 1 < p.kW && cc + 1 < nr && c + 1 < c1) {
+            // columns kx, kx+1 fill the even and odd outputs of the same row: one interleaved pass (each
+            // output still receives one term from the pair, so the order of its terms is unchanged)
+            const int64_t lhi1 = std::min(nl, floordiv(p.Wout - 2 - ox0, p.sW) + 1);  // lanes of kx+1
+            const int64_t llo1 = std::max<int64_t>(0, ceildiv(-ox0 - 1, p.sW));
+            const int64_t a0 = std::max(llo, llo1), a1 = std::max(a0, std::min(lhi, lhi1));  // common lanes
+            const T* zc1 = zc + mr;
+            for (int64_t l = llo; l < std::min(a0, lhi); ++l) row[ox0 + 2 * l] += zc[l];
+            for (int64_t l = llo1; l < std::min(a0, lhi1); ++l) row[ox0 + 1 + 2 * l] += zc1[l];
+            if (a1 > a0) add_pairs(row + ox0 + 2 * a0, zc + a0, zc1 + a0, a1 - a0);
+            for (int64_t l = std::max(a1, llo); l < lhi; ++l) row[ox0 + 2 * l] += zc[l];
+            for (int64_t l = std::max(a1, llo1); l < lhi1; ++l) row[ox0 + 1 + 2 * l] += zc1[l];
+            ++cc;
+            continue;
+          }
+          for (int64_t l = llo; l < lhi; ++l) row[ox0 + l * p.sW] += zc[l];
+        }
+      }
+    }
+  }
+}
+
+// B == nullptr: pack w now; otherwise Bpre holds it packed by pack_scatter_b for tile width forced_nr.
+template <class T>
+void scatter_path(const Problem& p, const T* x, const T* w, const T* Bpre, int forced_nr, const T* bias, T* y,
+                  int threads, const kernels::TypedSet<T>& ks, const std::atomic<bool>* cancel) {
+  const ScatterPlan<T> sp = make_scatter_plan(p, ks, forced_nr);
+  const T* B = Bpre;
+  if (!B) {
+    const int64_t belems = p.groups * sp.ntile_c * (p.Cin / p.groups) * sp.var.nr;
+    T* mem = static_cast<T*>(scratch(kSlotWeights, static_cast<size_t>(belems) * sizeof(T)));
+    pack_scatter_b(p, sp, w, mem);
+    B = mem;
+  }
+  const double flops = 2.0 * static_cast<double>(p.N) * static_cast<double>(p.Cin) * static_cast<double>(p.H * p.W) *
+                       static_cast<double>(p.Cout / p.groups) * static_cast<double>(p.kH * p.kW);
+  if (flops < static_cast<double>(blocking::kParallelMinFlops)) threads = 1;
+  const int64_t ntasks = p.N * p.groups * ((p.Hout + sp.rows_per_task - 1) / sp.rows_per_task);
+  if (!threading::parallel_for(ntasks, threads, [&](int64_t t) { scatter_task(p, sp, x, B, bias, y, t, ks.add_pairs); }, cancel))
+    throw Cancelled();
+}
+
+
+// ------------------------------------------------------------------------------------------------
+// Single-pixel path (1x1 input, no padding, dilation or output padding: e.g. a generator's first layer).
+// Then out[n][co][ky][kx] = bias[co] + sum_ci x[n][ci] * w[ci][co][ky][kx], i.e. per group a plain GEMM
+//   Y[n][col] = sum_ci x[n][ci] * w[ci][col],  col = (co, ky, kx)
+// whose columns are contiguous both in w and in y. The micro-kernel runs with its roles swapped:
+// lanes = MR columns read straight from w (lda = Cout_g*kH*kW, no weight packing), broadcast = NR
+// images (x, packed as [ci][NR]), and stores straight into y (ldc = Cout*kH*kW). The bias is added
+// after the reduction (the kernel's initial value is per broadcast entry, here an image).
+// ------------------------------------------------------------------------------------------------
+bool single_pixel(const Problem& p) {
+  return p.H == 1 && p.W == 1 && p.pH == 0 && p.pW == 0 && p.dH == 1 && p.dW == 1 && p.Hout == p.kH &&
+         p.Wout == p.kW && p.Cin / p.groups > 1;
+}
+
+template <class T>
+void single_pixel_path(const Problem& p, const T* x, const T* w, const T* bias, T* y, int threads,
+                       const kernels::TypedSet<T>& ks, const std::atomic<bool>* cancel) {
+  const int64_t Cin_g = p.Cin / p.groups, Cout_g = p.Cout / p.groups, kHW = p.kH * p.kW;
+  const int64_t cols = Cout_g * kHW, ldc = p.Cout * kHW;
+  // tile: the widest-lane variant with at least kSinglePixelMinNr images (or all of them)
+  kernels::GemmVariant<T> var = ks.gemm[0];
+  for (int v = 0; v < kernels::kMaxVariants && ks.gemm[v].fn; ++v) {
+    var = ks.gemm[v];
+    if (var.nr >= std::min<int64_t>(p.N, blocking::kSinglePixelMinNr)) break;
+  }
+  const int64_t mr = var.mr, nr = var.nr;
+  const int64_t ntile_n = (p.N + nr - 1) / nr, ntile_col = (cols + mr - 1) / mr;
+  const int64_t tiles_per_task = std::max<int64_t>(1, blocking::kSinglePixelColsPerTask / mr);
+  const int64_t ncb = (ntile_col + tiles_per_task - 1) / tiles_per_task;
+  const double flops = 2.0 * static_cast<double>(p.N * p.Cin) * static_cast<double>(cols);
+  if (flops < static_cast<double>(blocking::kParallelMinFlops)) threads = 1;
+  auto task = [&](int64_t t) {  // t = (g, image tile, column block)
+    const int64_t cb = t % ncb, gn = t / ncb, nt = gn % ntile_n, g = gn / ntile_n;
+    const int64_t n0 = nt * nr, nn = std::min(nr, p.N - n0);
+    const size_t xb_bytes = static_cast<size_t>(Cin_g * nr) * sizeof(T);
+    char* mem = static_cast<char*>(scratch(kSlotA, xb_bytes + static_cast<size_t>(mr * (nr + Cin_g)) * sizeof(T) + 128));
+    T* xb = reinterpret_cast<T*>(mem);                    // x of the tile's images, [ci][NR], zero-padded
+    T* ctile = xb + Cin_g * nr + 16;                      // partial tiles (last column tile, or nn < NR)
+    T* wtail = ctile + mr * nr;                           // the last column tile's weights, zero-padded
+    for (int64_t ci = 0; ci < Cin_g; ++ci)
+      for (int64_t c = 0; c < nr; ++c) xb[ci * nr + c] = c < nn ? x[(n0 + c) * p.Cin + g * Cin_g + ci] : T(0);
+    const T zeros[kernels::kMaxNr] = {};
+    const int64_t boff0 = 0;
+    const T* wg = w + g * Cin_g * cols;
+    T* yg = y + n0 * ldc + g * cols;
+    for (int64_t tc = cb * tiles_per_task; tc < std::min(ntile_col, (cb + 1) * tiles_per_task); ++tc) {
+      const int64_t col0 = tc * mr, ncol = std::min(mr, cols - col0);
+      const T* a = wg + col0;
+      int64_t lda = cols;
+      if (ncol < mr) {  // would read past the last weight row
+        for (int64_t ci = 0; ci < Cin_g; ++ci) {
+          std::memcpy(wtail + ci * mr, wg + ci * cols + col0, static_cast<size_t>(ncol) * sizeof(T));
+          std::fill(wtail + ci * mr + ncol, wtail + (ci + 1) * mr, T(0));
+        }
+        a = wtail;
+        lda = mr;
+      }
+      T* dst = yg + col0;
+      if (ncol == mr && nn == nr) {
+        var.fn(Cin_g, 1, &a, lda, xb, &boff0, zeros, dst, ldc);
+      } else {
+        var.fn(Cin_g, 1, &a, lda, xb, &boff0, zeros, ctile, mr);
+        for (int64_t c = 0; c < nn; ++c)
+          std::memcpy(dst + c * ldc, ctile + c * mr, static_cast<size_t>(ncol) * sizeof(T));
+      }
+      if (bias)
+        for (int64_t c = 0; c < nn; ++c)
+          for (int64_t l = 0; l < ncol; ++l) dst[c * ldc + l] += bias[g * Cout_g + (col0 + l) / kHW];
+    }
+  };
+  if (!threading::parallel_for(p.groups * ntile_n * ncb, threads, task, cancel)) throw Cancelled();
+}
+
 }  // namespace
 
-void force_plan_mode_for_testing(int mode) { g_force_mode.store(mode < 0 || mode > 2 ? -1 : mode); }
+void set_scratch_limit_for_testing(int64_t bytes) { g_scratch_limit.store(bytes < 0 ? -1 : bytes); }
+
+void force_plan_mode_for_testing(int mode) { g_force_mode.store(mode < 0 || mode > 3 ? -1 : mode); }
 
 std::string describe_plan(const Problem& p) {
   if (!check(p).empty()) return "invalid problem";
   if (p.Cin / p.groups == 1) return "depthwise";
+  if (g_force_mode.load() < 0 && single_pixel(p)) return "single-pixel";
+  if (prefer_scatter(p, active_set()->f32)) {
+    const ScatterPlan<float> sp = make_scatter_plan(p, active_set()->f32, 0);
+    return "scatter tile " + std::to_string(sp.var.mr) + "x" + std::to_string(sp.var.nr) + " rows/task " +
+           std::to_string(sp.rows_per_task);
+  }
   const Plan<float> pl = make_plan(p, active_set()->f32);
   std::string s = pl.direct ? "direct" : pl.batch_inner ? "im2col-batch-inner" : "im2col";
   s += " tile " + std::to_string(pl.var.mr) + "x" + std::to_string(pl.var.nr);
@@ -953,7 +1347,7 @@ namespace {
 // ------------------------------------------------------------------------------------------------
 template <class T>
 void depthwise_path(const Problem& p, const T* x, const T* w, const T* bias, T* y, int threads,
-                    const kernels::TypedSet<T>& ks) {
+                    const kernels::TypedSet<T>& ks, const std::atomic<bool>* cancel) {
   const Geometry geo = make_geometry(p);
   const int64_t Cout_g = geo.Cout_g, kHW = p.kH * p.kW;
   const int64_t rows_per = blocking::kDepthwiseRowsPerTask;
@@ -962,10 +1356,19 @@ void depthwise_path(const Problem& p, const T* x, const T* w, const T* bias, T* 
   const double flops = 2.0 * static_cast<double>(p.N * p.Cout) * static_cast<double>(p.H * p.W) * static_cast<double>(kHW);
   if (flops < static_cast<double>(blocking::kParallelMinFlops)) threads = 1;
   const int64_t nph_x = std::min(p.sW, p.Wout);
-  int64_t maxWj = 0, maxtaps = 0;
-  for (const Phase& ph : geo.phases) {
-    maxWj = std::max(maxWj, ph.Wj);
+  const int64_t maxWj = (p.Wout + p.sW - 1) / p.sW;  // residue 0 has the most columns
+  int64_t maxtaps = 0;
+  for (const Phase& ph : geo.phases)
     maxtaps = std::max<int64_t>(maxtaps, static_cast<int64_t>(ph.ty.size() * ph.tx.size()));
+  // residue -> index among the residues with taps (-1: bias only); phases are row-major over them
+  std::vector<int64_t> ycls(static_cast<size_t>(std::min(p.sH, p.Hout)), -1), xcls(static_cast<size_t>(nph_x), -1);
+  int64_t nxc = 0;  // x residues with taps (kW >= 1, so there is at least one, and one y residue)
+  while (nxc < static_cast<int64_t>(geo.phases.size()) && geo.phases[static_cast<size_t>(nxc)].ry == geo.phases[0].ry)
+    ++nxc;
+  for (size_t pi = 0; pi < geo.phases.size(); ++pi) {
+    const Phase& ph = geo.phases[pi];
+    if (ph.ry < static_cast<int64_t>(ycls.size())) ycls[static_cast<size_t>(ph.ry)] = static_cast<int64_t>(pi) / nxc;
+    if (ph.rx < nph_x) xcls[static_cast<size_t>(ph.rx)] = static_cast<int64_t>(pi) % nxc;
   }
   // one accumulator row per x phase; a multiple of 16 elements, so the pointer array placed after
   // the rows stays 64-byte aligned
@@ -983,10 +1386,21 @@ void depthwise_path(const Problem& p, const T* x, const T* w, const T* bias, T* 
     T* wt = reinterpret_cast<T*>(mem + static_cast<size_t>(accw * nph_x) * sizeof(T) + static_cast<size_t>(maxtaps + 4) * sizeof(T*));
     for (int64_t oy = rb * rows_per; oy < std::min(p.Hout, (rb + 1) * rows_per); ++oy) {
       const int64_t ry = oy % p.sH, j = oy / p.sH;
+      T* dst = yp + oy * p.Wout;
+      const int64_t yc = ycls[static_cast<size_t>(ry)];
+      if (yc < 0) {  // no tap reaches this row
+        std::fill(dst, dst + p.Wout, b);
+        continue;
+      }
       for (int64_t rx = 0; rx < nph_x; ++rx) {
-        const Phase& ph = geo.phases[static_cast<size_t>(ry * p.sW + rx)];
-        const int64_t Wj = ph.Wj;
         T* acc = accs + rx * accw;
+        const int64_t xc = xcls[static_cast<size_t>(rx)];
+        if (xc < 0) {  // no tap reaches these columns
+          for (int64_t i = 0; i < (p.Wout - rx + p.sW - 1) / p.sW; ++i) acc[i] = T(0);
+          continue;
+        }
+        const Phase& ph = geo.phases[static_cast<size_t>(yc * nxc + xc)];
+        const int64_t Wj = ph.Wj;
         // interior: i in [ilo, ihi) where every x tap is inside the input
         int64_t ilo = 0, ihi = Wj;
         for (const Tap& tx : ph.tx) {
@@ -1019,7 +1433,6 @@ void depthwise_path(const Problem& p, const T* x, const T* w, const T* bias, T* 
         if (ihi > ilo && ntap > 0) ks.dw_row(acc + ilo, src, wt, ntap, ihi - ilo);
       }
       // write the output row once, phases interleaved
-      T* dst = yp + oy * p.Wout;
       if (nph_x == 1) {
         for (int64_t i = 0; i < p.Wout; ++i) dst[i] = b + accs[i];
       } else if (nph_x == 2) {
@@ -1036,22 +1449,44 @@ void depthwise_path(const Problem& p, const T* x, const T* w, const T* bias, T* 
       }
     }
   };
-  threading::parallel_for(ntasks, threads, task);
+  if (!threading::parallel_for(ntasks, threads, task, cancel)) throw Cancelled();
 }
 
 const kernels::TypedSet<float>& typed(const kernels::KernelSet& k, float*) { return k.f32; }
 const kernels::TypedSet<double>& typed(const kernels::KernelSet& k, double*) { return k.f64; }
 
+// How weights are laid out for a path: raw (the caller's layout: depthwise, single pixel; kept raw when
+// packed, so that they still serve any other size), phase GEMM panels, scatter panels.
+enum class Layout { kRaw, kPhase, kScatter };
+
 template <class T>
-void run(const Problem& p, const T* x, const T* w, const T* Bpre, int forced_nr, const kernels::KernelSet* ks,
-         const T* bias, T* y, int threads) {
+Layout choose_layout(const Problem& p, const kernels::TypedSet<T>& ts) {
+  if (p.Cin / p.groups == 1 || (g_force_mode.load(std::memory_order_relaxed) < 0 && single_pixel(p))) return Layout::kRaw;
+  return prefer_scatter(p, ts) ? Layout::kScatter : Layout::kPhase;
+}
+
+// Bpre == nullptr: w in the caller's layout (the path packs it); else Bpre packed in `layout` for tile
+// width forced_nr.
+template <class T>
+void run(const Problem& p, const T* x, const T* w, const T* Bpre, Layout layout, int forced_nr,
+         const kernels::KernelSet* ks, const T* bias, T* y, int threads, const std::atomic<bool>* cancel) {
+  if (cancel && cancel->load(std::memory_order_relaxed)) throw Cancelled();
   if (output_elements(p) == 0) return;
   if (threads < 1) threads = 1;
   const kernels::TypedSet<T>& ts = typed(*ks, static_cast<T*>(nullptr));
-  if (p.Cin / p.groups == 1)
-    depthwise_path(p, x, w, bias, y, threads, ts);
+  if (layout == Layout::kRaw && Bpre) {  // packed raw: as unpacked
+    w = Bpre;
+    Bpre = nullptr;
+  }
+  if (!Bpre) layout = choose_layout(p, ts);
+  if (layout == Layout::kRaw && p.Cin / p.groups == 1)
+    depthwise_path(p, x, w, bias, y, threads, ts, cancel);
+  else if (layout == Layout::kRaw)
+    single_pixel_path(p, x, w, bias, y, threads, ts, cancel);
+  else if (layout == Layout::kScatter)
+    scatter_path(p, x, w, Bpre, forced_nr, bias, y, threads, ts, cancel);
   else
-    gemm_path(p, x, w, Bpre, forced_nr, bias, y, threads, ts);
+    gemm_path(p, x, w, Bpre, forced_nr, bias, y, threads, ts, cancel);
 }
 
 bool same_weight_geometry(const Problem& a, const Problem& b) {
@@ -1065,7 +1500,8 @@ struct PackedWeights::Impl {
   Problem key;
   const kernels::KernelSet* ks = nullptr;
   bool f64 = false;
-  int nr = 0;                 // tile channels the GEMM layout was packed for (0: depthwise, raw copy)
+  Layout layout = Layout::kRaw;
+  int nr = 0;                 // tile width the GEMM panels were packed for
   std::vector<double> store;  // doubles: 8-byte aligned for either dtype
   const void* data() const { return store.data(); }
 };
@@ -1092,32 +1528,40 @@ std::shared_ptr<const PackedWeights> pack_impl(const Problem& p, const T* w, int
   im.ks = active_set();
   im.f64 = sizeof(T) == 8;
   if (threads < 1) threads = 1;
-  if (p.Cin / p.groups == 1) {
+  const kernels::TypedSet<T>& ts = typed(*im.ks, static_cast<T*>(nullptr));
+  im.layout = choose_layout(p, ts);
+  if (im.layout == Layout::kRaw) {
     const int64_t n = weight_elements(p);
     im.store.resize(static_cast<size_t>((n * int64_t(sizeof(T)) + 7) / 8));
     std::memcpy(im.store.data(), w, static_cast<size_t>(n) * sizeof(T));
     return pw;
   }
+  if (im.layout == Layout::kScatter) {
+    const ScatterPlan<T> sp = make_scatter_plan(p, ts, 0);
+    im.nr = sp.var.nr;
+    const int64_t n = p.groups * sp.ntile_c * (p.Cin / p.groups) * sp.var.nr;
+    im.store.resize(static_cast<size_t>((n * int64_t(sizeof(T)) + 7) / 8 + 1));
+    pack_scatter_b(p, sp, w, reinterpret_cast<T*>(im.store.data()));
+    return pw;
+  }
   // Plan for this problem; the layout depends only on the weight geometry and the tile's NR.
-  const Plan<T> pl = make_plan(p, typed(*im.ks, static_cast<T*>(nullptr)));
+  const Plan<T> pl = make_plan(p, ts);
   im.nr = pl.var.nr;
   const int64_t n = p.groups * pl.bgroup;
   im.store.resize(static_cast<size_t>((n * int64_t(sizeof(T)) + 7) / 8 + 1));
-  pack_b(pl, w, reinterpret_cast<T*>(im.store.data()), threads);
+  pack_b(pl, w, reinterpret_cast<T*>(im.store.data()), threads, nullptr);
   return pw;
 }
 
 template <class T>
-std::string run_packed(const Problem& p, const T* x, const PackedWeights& pw, const T* bias, T* y, int threads) {
+std::string run_packed(const Problem& p, const T* x, const PackedWeights& pw, const T* bias, T* y, int threads,
+                       const std::atomic<bool>* cancel) {
   const PackedWeights::Impl& im = PackedWeightsAccess::impl(pw);
   if (im.f64 != (sizeof(T) == 8)) return "packed weights have a different dtype";
   if (!same_weight_geometry(p, im.key))
     return "packed weights were made for other channels, groups, kernel, stride, padding or dilation";
   const T* wp = reinterpret_cast<const T*>(im.data());
-  if (im.nr == 0)
-    run(p, x, wp, static_cast<const T*>(nullptr), 0, im.ks, bias, y, threads);
-  else
-    run(p, x, static_cast<const T*>(nullptr), wp, im.nr, im.ks, bias, y, threads);
+  run(p, x, static_cast<const T*>(nullptr), wp, im.layout, im.nr, im.ks, bias, y, threads, cancel);
   return std::string();
 }
 
@@ -1131,19 +1575,35 @@ std::shared_ptr<const PackedWeights> pack_weights(const Problem& p, const double
 }
 std::string conv_transpose2d_packed(const Problem& p, const float* x, const PackedWeights& w, const float* bias,
                                     float* y, int threads) {
-  return run_packed(p, x, w, bias, y, threads);
+  return run_packed(p, x, w, bias, y, threads, nullptr);
 }
 std::string conv_transpose2d_packed(const Problem& p, const double* x, const PackedWeights& w, const double* bias,
                                     double* y, int threads) {
-  return run_packed(p, x, w, bias, y, threads);
+  return run_packed(p, x, w, bias, y, threads, nullptr);
+}
+std::string conv_transpose2d_packed(const Problem& p, const float* x, const PackedWeights& w, const float* bias,
+                                    float* y, int threads, const std::atomic<bool>* cancel) {
+  return run_packed(p, x, w, bias, y, threads, cancel);
+}
+std::string conv_transpose2d_packed(const Problem& p, const double* x, const PackedWeights& w, const double* bias,
+                                    double* y, int threads, const std::atomic<bool>* cancel) {
+  return run_packed(p, x, w, bias, y, threads, cancel);
 }
 
 void conv_transpose2d(const Problem& p, const float* x, const float* w, const float* bias, float* y, int threads) {
-  run(p, x, w, static_cast<const float*>(nullptr), 0, active_set(), bias, y, threads);
+  run(p, x, w, static_cast<const float*>(nullptr), Layout::kRaw, 0, active_set(), bias, y, threads, nullptr);
 }
 void conv_transpose2d(const Problem& p, const double* x, const double* w, const double* bias, double* y,
                       int threads) {
-  run(p, x, w, static_cast<const double*>(nullptr), 0, active_set(), bias, y, threads);
+  run(p, x, w, static_cast<const double*>(nullptr), Layout::kRaw, 0, active_set(), bias, y, threads, nullptr);
+}
+void conv_transpose2d(const Problem& p, const float* x, const float* w, const float* bias, float* y, int threads,
+                      const std::atomic<bool>* cancel) {
+  run(p, x, w, static_cast<const float*>(nullptr), Layout::kRaw, 0, active_set(), bias, y, threads, cancel);
+}
+void conv_transpose2d(const Problem& p, const double* x, const double* w, const double* bias, double* y,
+                      int threads, const std::atomic<bool>* cancel) {
+  run(p, x, w, static_cast<const double*>(nullptr), Layout::kRaw, 0, active_set(), bias, y, threads, cancel);
 }
 
 }  // namespace convt

@@ -1,7 +1,9 @@
 // Public interface of the plain-C++ core: no Node here, so it can be tested and fuzzed on its own.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
+#include <exception>
 #include <memory>
 #include <string>
 #include <vector>
@@ -24,11 +26,26 @@ int64_t input_elements(const Problem& p);
 int64_t weight_elements(const Problem& p);
 int64_t output_elements(const Problem& p);
 
+// Thrown by the calls below when their `cancel` flag was seen set before all the work was done. Tasks that
+// had started finish; the rest are skipped, so y is then partly written (its contents are unspecified).
+struct Cancelled : std::exception {
+  const char* what() const noexcept override { return "conv_transpose2d was cancelled"; }
+};
+
 // y = conv_transpose2d(x, w, bias). bias may be nullptr. y is fully overwritten (no need to zero it).
 // At most `threads` threads work, the caller's included; the result's bytes do not depend on `threads`.
-// Safe to call from several threads at once.
+// Safe to call from several threads at once. Never terminates the process: a failure anywhere, on any
+// of the pool's threads (std::bad_alloc when per-thread scratch cannot grow), is rethrown to the caller
+// once every thread has left the call, and the pool stays usable.
+// cancel (optional, may be nullptr) is polled between tasks (each a small fraction of the call, at most
+// a few milliseconds): once it reads true the call stops early and throws Cancelled. Meant for process or
+// worker shutdown (e.g. set from a napi env cleanup hook).
 void conv_transpose2d(const Problem& p, const float* x, const float* w, const float* bias, float* y, int threads);
 void conv_transpose2d(const Problem& p, const double* x, const double* w, const double* bias, double* y, int threads);
+void conv_transpose2d(const Problem& p, const float* x, const float* w, const float* bias, float* y, int threads,
+                      const std::atomic<bool>* cancel);
+void conv_transpose2d(const Problem& p, const double* x, const double* w, const double* bias, double* y, int threads,
+                      const std::atomic<bool>* cancel);
 
 // Weights packed once for the micro-kernels, for repeated calls (e.g. a module's forward). Valid for
 // every problem with the same Cin, Cout, groups, kernel, stride, padding and dilation as the one it
@@ -50,7 +67,8 @@ class PackedWeights {
 };
 
 // Packs w (layout as for conv_transpose2d) for problems like p; nullptr if check(p) fails. Uses up to
-// `threads` threads.
+// `threads` threads. The packed size is O(weight elements), whatever the stride (only the phases that
+// some tap reaches are stored). May throw std::bad_alloc.
 std::shared_ptr<const PackedWeights> pack_weights(const Problem& p, const float* w, int threads = 1);
 std::shared_ptr<const PackedWeights> pack_weights(const Problem& p, const double* w, int threads = 1);
 // conv_transpose2d with prepacked weights; same results as the unpacked call (the reduction order per
@@ -59,6 +77,11 @@ std::string conv_transpose2d_packed(const Problem& p, const float* x, const Pack
                                     float* y, int threads);
 std::string conv_transpose2d_packed(const Problem& p, const double* x, const PackedWeights& w, const double* bias,
                                     double* y, int threads);
+// The same with a cancel flag (see conv_transpose2d: throws Cancelled).
+std::string conv_transpose2d_packed(const Problem& p, const float* x, const PackedWeights& w, const float* bias,
+                                    float* y, int threads, const std::atomic<bool>* cancel);
+std::string conv_transpose2d_packed(const Problem& p, const double* x, const PackedWeights& w, const double* bias,
+                                    double* y, int threads, const std::atomic<bool>* cancel);
 
 // Instruction sets the kernels can use on this CPU and build, best first (e.g. {"avx512","avx2","sse2"}).
 std::vector<std::string> available_isas();
@@ -68,9 +91,13 @@ std::string active_isa();
 bool set_isa(const std::string& isa);
 
 // Testing aid: forces how the GEMM path feeds its micro-kernel for all later calls
-// (-1 automatic, the default; 0 im2col batch-outer; 1 im2col batch-inner; 2 direct padded block).
+// (-1 automatic, the default; 0 im2col batch-outer; 1 im2col batch-inner; 2 direct padded block;
+// 3 the scatter path: GEMM over input pixels with col2im per register tile).
 // Results stay correct in every mode; only speed (and FMA rounding order) changes.
 void force_plan_mode_for_testing(int mode);
+// Testing aid: per-thread scratch requests above `bytes` throw std::bad_alloc as if memory were exhausted
+// (negative: no limit, the default). For testing that failures inside pool tasks reach the caller.
+void set_scratch_limit_for_testing(int64_t bytes);
 // Testing aid: a one-line description of the plan the next call with p would use (dtype float).
 std::string describe_plan(const Problem& p);
 

@@ -69,6 +69,16 @@ void dw_row(T* __restrict acc, const T* const* src, const T* w, int ntaps, int64
   }
 }
 
+// Scatter path col2im, stride 2: two output columns that interleave (d[2l] and d[2l+1]) updated in one
+// pass, so the compiler can vectorise with interleaving shuffles instead of strided scalar stores.
+template <class T>
+void add_pairs(T* __restrict d, const T* __restrict a, const T* __restrict b, int64_t n) {
+  for (int64_t l = 0; l < n; ++l) {
+    d[2 * l] += a[l];
+    d[2 * l + 1] += b[l];
+  }
+}
+
 }  // namespace simd
 }  // namespace CONVT_KERNEL_NS
 }  // namespace kernels

@@ -24,6 +24,10 @@ using GemmFn = void (*)(int64_t kseg, int nseg, const T* const* a, int64_t lda, 
 template <class T>
 using DwRowFn = void (*)(T* acc, const T* const* src, const T* w, int ntaps, int64_t len);
 
+// Scatter-path col2im for stride 2: d[2l] += a[l], d[2l+1] += b[l] for l < n.
+template <class T>
+using AddPairsFn = void (*)(T* d, const T* a, const T* b, int64_t n);
+
 template <class T>
 struct GemmVariant {
   int mr = 0, nr = 0;  // tile: mr pixels (a multiple of the vector width) x nr output channels
@@ -31,11 +35,13 @@ struct GemmVariant {
 };
 
 constexpr int kMaxVariants = 8;
+constexpr int kMaxNr = 32;  // no tile has more output channels (callers may size bias arrays with it)
 
 template <class T>
 struct TypedSet {
   GemmVariant<T> gemm[kMaxVariants];  // sorted by nr ascending; unused entries have fn == nullptr
   DwRowFn<T> dw_row = nullptr;
+  AddPairsFn<T> add_pairs = nullptr;
 };
 
 struct KernelSet {

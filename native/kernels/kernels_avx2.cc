@@ -50,12 +50,14 @@ KernelSet make() {
   k.f32.gemm[3] = variant<VF, 3, 4>();
   k.f32.gemm[4] = variant<VF, 2, 6>();
   k.f32.dw_row = &isa_avx2::simd::dw_row<float>;
+  k.f32.add_pairs = &isa_avx2::simd::add_pairs<float>;
   k.f64.gemm[0] = variant<VD, 4, 1>();
   k.f64.gemm[1] = variant<VD, 4, 2>();
   k.f64.gemm[2] = variant<VD, 3, 3>();
   k.f64.gemm[3] = variant<VD, 3, 4>();
   k.f64.gemm[4] = variant<VD, 2, 6>();
   k.f64.dw_row = &isa_avx2::simd::dw_row<double>;
+  k.f64.add_pairs = &isa_avx2::simd::add_pairs<double>;
   return k;
 }
 

@@ -53,6 +53,7 @@ KernelSet make() {
   k.f32.gemm[5] = variant<VF, 3, 8>();
   k.f32.gemm[6] = variant<VF, 2, 12>();
   k.f32.dw_row = &isa_avx512::simd::dw_row<float>;
+  k.f32.add_pairs = &isa_avx512::simd::add_pairs<float>;
   k.f64.gemm[0] = variant<VD, 8, 1>();
   k.f64.gemm[1] = variant<VD, 8, 2>();
   k.f64.gemm[2] = variant<VD, 6, 3>();
@@ -61,6 +62,7 @@ KernelSet make() {
   k.f64.gemm[5] = variant<VD, 3, 8>();
   k.f64.gemm[6] = variant<VD, 2, 12>();
   k.f64.dw_row = &isa_avx512::simd::dw_row<double>;
+  k.f64.add_pairs = &isa_avx512::simd::add_pairs<double>;
   return k;
 }
 

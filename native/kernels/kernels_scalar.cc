@@ -55,10 +55,12 @@ KernelSet make() {
   k.f32.gemm[1] = variant<float, 8, 2>();
   k.f32.gemm[2] = variant<float, 8, 4>();
   k.f32.dw_row = &isa_portable::simd::dw_row<float>;
+  k.f32.add_pairs = &isa_portable::simd::add_pairs<float>;
   k.f64.gemm[0] = variant<double, 8, 1>();
   k.f64.gemm[1] = variant<double, 4, 2>();
   k.f64.gemm[2] = variant<double, 4, 4>();
   k.f64.dw_row = &isa_portable::simd::dw_row<double>;
+  k.f64.add_pairs = &isa_portable::simd::add_pairs<double>;
   return k;
 }
 

@@ -11,12 +11,15 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
+#include <new>
 #include <random>
+#include <stdexcept>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "core/conv_transpose.h"
+#include "threading/thread_pool.h"
 
 #if (defined(__GNUC__) || defined(__clang__)) && (defined(__x86_64__) || defined(__i386__))
 #include <immintrin.h>
@@ -171,6 +174,9 @@ std::vector<Problem> sweep_problems(std::mt19937_64& rng, int count) {
   v.push_back(make_problem(1, 16, 8, 8, 27, 2, 2, 2, 2, 0, 0, 1, 1, 1, 0, 0));        // NR*2+3
   v.push_back(make_problem(5, 7, 3, 3, 11, 4, 4, 2, 2, 1, 1, 1, 1, 1, 0, 0));         // batch-inner small images
   v.push_back(make_problem(16, 10, 1, 1, 9, 4, 4, 1, 1, 0, 0, 1, 1, 1, 0, 0));        // DCGAN L1-like
+  v.push_back(make_problem(5, 6, 1, 1, 4, 3, 2, 2, 3, 0, 0, 1, 1, 2, 0, 0));          // single pixel, groups, stride
+  v.push_back(make_problem(13, 20, 1, 1, 7, 5, 3, 1, 1, 0, 0, 1, 1, 1, 0, 0));        // single pixel, 13 images
+  v.push_back(make_problem(1, 3, 1, 1, 50, 1, 1, 1, 1, 0, 0, 1, 1, 1, 0, 0));         // single pixel, 1x1 kernel
   v.push_back(make_problem(1, 6, 2, 40, 5, 1, 16, 1, 8, 0, 4, 1, 1, 1, 0, 0));        // HiFi-GAN-like
   v.push_back(make_problem(1, 4, 12, 12, 1, 9, 9, 2, 2, 4, 4, 1, 1, 1, 1, 1));        // FSRCNN-like Cout=1
   v.push_back(make_problem(2, 6, 4, 4, 6, 3, 3, 2, 2, 5, 5, 3, 3, 2, 2, 1));          // big padding + dilation
@@ -213,7 +219,7 @@ void test_sweep() {
     reference(p, d.x, d.w, with_bias ? &d.b : nullptr, ref, mag);
     const int threads = 1 + static_cast<int>(pi % 3);
     for (const std::string& isa : isas)
-      for (int mode = -1; mode <= 2; ++mode) {  // automatic plan, then each GEMM feeding mode forced
+      for (int mode = -1; mode <= 3; ++mode) {  // automatic plan, then each GEMM feeding mode forced
         convt::set_isa(isa);
         convt::force_plan_mode_for_testing(mode);
         const std::string tag = isa + " mode " + std::to_string(mode) + " " + describe(p);
@@ -229,7 +235,7 @@ void test_sweep() {
   }
   convt::force_plan_mode_for_testing(-1);
   convt::set_isa(isas.front());
-  std::printf("sweep: %zu problems x %zu ISAs x 4 plan modes x 2 dtypes = %lld cases\n", problems.size(), isas.size(),
+  std::printf("sweep: %zu problems x %zu ISAs x 5 plan modes x 2 dtypes = %lld cases\n", problems.size(), isas.size(),
               (long long)cases);
 }
 
@@ -241,6 +247,8 @@ std::vector<Problem> larger_problems() {
       make_problem(1, 64, 32, 32, 64, 4, 4, 2, 2, 1, 1, 1, 1, 64, 0, 0),  // depthwise
       make_problem(16, 64, 4, 4, 32, 4, 4, 2, 2, 1, 1, 1, 1, 1, 0, 0),
       make_problem(1, 32, 1, 256, 16, 1, 16, 1, 8, 0, 4, 1, 1, 1, 0, 0),
+      make_problem(16, 100, 1, 1, 64, 4, 4, 1, 1, 0, 0, 1, 1, 1, 0, 0),   // single pixel (DCGAN L1)
+      make_problem(2, 56, 24, 20, 1, 9, 9, 2, 2, 4, 4, 1, 1, 1, 1, 1),    // scatter (FSRCNN-like)
   };
 }
 
@@ -252,7 +260,7 @@ void test_thread_invariance() {
     std::vector<double> ref, mag;
     reference(p, d.x, d.w, &d.b, ref, mag);
     for (const std::string& isa : isas)
-    for (int mode = -1; mode <= 2; ++mode) {
+    for (int mode = -1; mode <= 3; ++mode) {
       convt::set_isa(isa);
       convt::force_plan_mode_for_testing(mode);
       bool guard = false;
@@ -420,6 +428,199 @@ void test_check() {
   const auto isas = convt::available_isas();
   report(!isas.empty() && convt::active_isa() == isas.front(), "active ISA is the best available");
   report(!convt::set_isa("no-such-isa"), "set_isa rejects unknown ISA");
+}
+
+
+// ------------------------------------------------------------------------------------------------
+// Regression checks for bugs found by hardening (each names its bug)
+// ------------------------------------------------------------------------------------------------
+
+// Huge strides: the work must be O(min(s, out) per axis + taps), never O(sH * sW) (was: stride 4096x4096
+// on a 1x2 input took 4 s; stride 2^31-1 ran out of memory). Outputs no tap reaches get the bias.
+void test_huge_strides() {
+  const int64_t M = (int64_t{1} << 31) - 1;
+  std::vector<Problem> probs = {
+      make_problem(1, 1, 1, 2, 1, 3, 3, 4096, 4096, 0, 0, 1, 1, 1, 0, 0),
+      make_problem(1, 1, 1, 2, 1, 3, 3, 4096, 4096, 0, 0, 1, 1, 1, 5, 7),    // bias-only rows and columns
+      make_problem(1, 1, 1, 2, 1, 3, 3, M, 1, 0, 0, 1, 1, 1, 0, 0),
+      make_problem(1, 1, 1, 2, 1, 3, 3, M, 1, 0, 0, 1, 1, 1, 4, 0),
+      make_problem(2, 3, 1, 1, 5, 2, 3, M, M, 1, 1, 1, 1, 1, 3, 2),
+      make_problem(1, 2, 1, 2, 4, 3, 2, M, 4096, 0, 0, 2, 3, 2, 1, 9),      // depthwise, multiplier 2
+      make_problem(2, 4, 2, 2, 6, 2, 2, 5, 7, 0, 0, 1, 1, 1, 3, 4),          // small, stride > kernel
+      make_problem(1, 2, 1, 1, 3, 1, 1, M, M, 0, 0, M, M, 1, 6, 9),          // huge dilation too
+  };
+  const auto isas = convt::available_isas();
+  std::mt19937_64 rng(4096);
+  int n = 0;
+  for (const Problem& p : probs) {
+    if (!convt::check(p).empty()) {
+      report(false, "huge-stride problem rejected: " + describe(p) + ": " + convt::check(p));
+      continue;
+    }
+    const Data d = random_data(p, rng);
+    std::vector<double> ref, mag;
+    reference(p, d.x, d.w, &d.b, ref, mag);
+    for (const std::string& isa : isas)
+      for (int mode = -1; mode <= 3; ++mode) {
+        convt::set_isa(isa);
+        convt::force_plan_mode_for_testing(mode);
+        bool guard = false;
+        std::string why;
+        const auto t0 = std::chrono::steady_clock::now();
+        const auto yf = run_core<float>(p, d, true, 2, &guard);
+        const auto yd = run_core<double>(p, d, true, 2, &guard);
+        const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+        report(guard && compare(p, yf, ref, mag, &why) && compare(p, yd, ref, mag, &why),
+               "huge stride " + isa + " mode " + std::to_string(mode) + " " + describe(p) + " " + why);
+        report(ms < 250, "huge stride must be fast (" + std::to_string(ms) + " ms): " + describe(p));
+        ++n;
+      }
+    convt::force_plan_mode_for_testing(-1);
+    convt::set_isa(isas.front());
+    std::vector<float> wf(d.w.begin(), d.w.end()), xf(d.x.begin(), d.x.end()), bf(d.b.begin(), d.b.end());
+    auto pw = convt::pack_weights(p, wf.data(), 2);
+    report(pw && pw->bytes() <= 64 * 1024 + 16 * convt::weight_elements(p),
+           "packed weights O(weight elements) for huge strides: " + describe(p));
+    if (pw) {
+      bool guard = false;
+      const auto plain = run_core<float>(p, d, true, 1, &guard);
+      std::vector<float> y(plain.size());
+      const std::string e = convt::conv_transpose2d_packed(p, xf.data(), *pw, bf.data(), y.data(), 2);
+      report(e.empty() && std::memcmp(y.data(), plain.data(), y.size() * sizeof(float)) == 0,
+             "packed == unpacked, huge stride: " + describe(p) + " " + e);
+    }
+  }
+  std::printf("huge strides: %d runs\n", n);
+}
+
+// UBSan: signed overflow in tap_hits (a bound still at its INT64_MAX start value) from the direct mode.
+void test_tap_hits_overflow() {
+  const Problem p{2, 6, 5, 7, 6, 3, 3, 1, 1, 2, 2, 2, 2, 3, 6, 8};
+  report(convt::check(p).empty(), "tap_hits repro is a legal problem");
+  std::mt19937_64 rng(2);
+  const Data d = random_data(p, rng);
+  std::vector<double> ref, mag;
+  reference(p, d.x, d.w, &d.b, ref, mag);
+  for (const std::string& isa : convt::available_isas())
+    for (int mode = -1; mode <= 3; ++mode) {
+      convt::set_isa(isa);
+      convt::force_plan_mode_for_testing(mode);
+      bool guard = false;
+      std::string why;
+      const auto y = run_core<float>(p, d, true, 1, &guard);
+      report(guard && compare(p, y, ref, mag, &why), "tap_hits repro " + isa + " mode " + std::to_string(mode) + why);
+    }
+  convt::force_plan_mode_for_testing(-1);
+  convt::set_isa(convt::available_isas().front());
+}
+
+// A failure inside a pool task (on any thread) reaches the caller as an exception; the process survives
+// and the pool stays usable (was: std::terminate from a worker thread).
+void test_task_exceptions() {
+  // the pool itself: a task that throws on a worker thread, and one on the caller's thread
+  const std::thread::id caller = std::this_thread::get_id();
+  for (int on_worker = 0; on_worker < 2; ++on_worker) {
+    bool caught = false;
+    std::atomic<int> ran{0};
+    try {
+      convt::threading::parallel_for(64, 2, [&](int64_t) {
+        ran.fetch_add(1);
+        std::this_thread::sleep_for(std::chrono::microseconds(300));
+        if ((std::this_thread::get_id() != caller) == (on_worker == 1)) throw std::runtime_error("task failed");
+      });
+    } catch (const std::runtime_error&) {
+      caught = true;
+    }
+    report(caught && ran.load() < 64, "pool rethrows a task's exception to the caller (worker=" +
+                                         std::to_string(on_worker) + ", ran " + std::to_string(ran.load()) + ")");
+    std::atomic<int> count{0};
+    const bool all = convt::threading::parallel_for(100, 2, [&](int64_t) { count.fetch_add(1); });
+    report(all && count.load() == 100, "pool usable after a task threw");
+  }
+  // the core: per-thread scratch that cannot grow (std::bad_alloc inside tasks), GEMM and depthwise
+  std::mt19937_64 rng(3);
+  for (const Problem& p : {make_problem(2, 32, 20, 20, 48, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 1),
+                           make_problem(1, 64, 32, 32, 64, 4, 4, 2, 2, 1, 1, 1, 1, 64, 0, 0)}) {
+    const Data d = random_data(p, rng);
+    bool guard = false;
+    const auto expect = run_core<float>(p, d, true, 1, &guard);
+    for (int threads : {1, 2}) {
+      convt::set_scratch_limit_for_testing(256);
+      bool caught = false;
+      try {
+        run_core<float>(p, d, true, threads, &guard);
+      } catch (const std::bad_alloc&) {
+        caught = true;
+      }
+      convt::set_scratch_limit_for_testing(-1);
+      report(caught, "bad_alloc in a task reaches the caller, threads=" + std::to_string(threads) + " " + describe(p));
+      const auto y = run_core<float>(p, d, true, threads, &guard);
+      report(guard && std::memcmp(y.data(), expect.data(), y.size() * sizeof(float)) == 0,
+             "correct results after a failed call: " + describe(p));
+    }
+  }
+}
+
+// Cancellation: a set flag stops a call between tasks with convt::Cancelled; the pool stays usable.
+void test_cancel() {
+  std::mt19937_64 rng(5);
+  const Problem gemm = make_problem(1, 512, 28, 28, 256, 2, 2, 2, 2, 0, 0, 1, 1, 1, 0, 0);
+  const Problem dw = make_problem(1, 64, 32, 32, 64, 4, 4, 2, 2, 1, 1, 1, 1, 64, 0, 0);
+  for (const Problem& p : {gemm, dw}) {
+    const Data d = random_data(p, rng);
+    std::vector<float> x(d.x.begin(), d.x.end()), w(d.w.begin(), d.w.end()), b(d.b.begin(), d.b.end());
+    std::vector<float> y(static_cast<size_t>(convt::output_elements(p))), y2(y.size());
+    convt::conv_transpose2d(p, x.data(), w.data(), b.data(), y.data(), 2);
+    for (int threads : {1, 2}) {
+      std::atomic<bool> cancel{true};
+      bool cancelled = false;
+      try {
+        convt::conv_transpose2d(p, x.data(), w.data(), b.data(), y2.data(), threads, &cancel);
+      } catch (const convt::Cancelled&) {
+        cancelled = true;
+      }
+      report(cancelled, "preset cancel flag throws Cancelled, threads=" + std::to_string(threads) + " " + describe(p));
+      auto pw = convt::pack_weights(p, w.data(), threads);
+      cancelled = false;
+      try {
+        convt::conv_transpose2d_packed(p, x.data(), *pw, b.data(), y2.data(), threads, &cancel);
+      } catch (const convt::Cancelled&) {
+        cancelled = true;
+      }
+      report(cancelled, "preset cancel flag throws Cancelled (packed) " + describe(p));
+      cancel.store(false);
+      std::fill(y2.begin(), y2.end(), 0.f);
+      convt::conv_transpose2d(p, x.data(), w.data(), b.data(), y2.data(), threads, &cancel);
+      report(std::memcmp(y.data(), y2.data(), y.size() * sizeof(float)) == 0,
+             "unset cancel flag: same bytes as the plain call " + describe(p));
+    }
+  }
+  // set while running: a ~0.5 s call stops within a few tasks
+  const Problem big = make_problem(8, 512, 28, 28, 512, 2, 2, 2, 2, 0, 0, 1, 1, 1, 0, 0);
+  const Data d = random_data(big, rng);
+  std::vector<float> x(d.x.begin(), d.x.end()), w(d.w.begin(), d.w.end());
+  std::vector<float> y(static_cast<size_t>(convt::output_elements(big)));
+  for (int threads : {1, 2}) {
+    std::atomic<bool> cancel{false};
+    std::thread setter([&] {
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+      cancel.store(true);
+    });
+    bool cancelled = false;
+    const auto t0 = std::chrono::steady_clock::now();
+    try {
+      convt::conv_transpose2d(big, x.data(), w.data(), nullptr, y.data(), threads, &cancel);
+    } catch (const convt::Cancelled&) {
+      cancelled = true;
+    }
+    const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+    setter.join();
+    report(cancelled, "cancel while running throws Cancelled, threads=" + std::to_string(threads));
+    std::printf("cancel while running (threads=%d): returned after %.1f ms\n", threads, ms);
+  }
+  std::atomic<int> count{0};
+  report(convt::threading::parallel_for(10, 2, [&](int64_t) { count.fetch_add(1); }) && count.load() == 10,
+         "pool usable after cancellation");
 }
 
 // ------------------------------------------------------------------------------------------------
@@ -607,6 +808,10 @@ int main(int argc, char** argv) {
   std::printf("available ISAs: %s(active %s)\n", isas.c_str(), convt::active_isa().c_str());
   const double t0 = now_s();
   test_check();
+  test_huge_strides();
+  test_tap_hits_overflow();
+  test_task_exceptions();
+  test_cancel();
   test_sweep();
   test_thread_invariance();
   test_packed();

@@ -3,6 +3,7 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <exception>
 #include <mutex>
 #include <thread>
 #include <vector>
@@ -17,7 +18,11 @@ struct Job {
   int64_t n_tasks;
   int max_helpers;            // threads - 1
   int helpers = 0;            // attached workers (guarded by Pool::mu)
+  const std::atomic<bool>* cancel = nullptr;
   std::atomic<int64_t> next{0};
+  std::atomic<bool> stop{false};  // a task threw or the caller cancelled: claim no more tasks
+  bool cancelled = false;         // guarded by Pool::mu (set with stop)
+  std::exception_ptr error;       // first exception of a task (guarded by Pool::mu)
   Job* prev = nullptr;        // intrusive list of open jobs (guarded by Pool::mu)
   Job* nxt = nullptr;
 };
@@ -28,7 +33,11 @@ class Pool {
     {
       std::unique_lock<std::mutex> lk(mu_);
       while (static_cast<int>(workers_) < job.max_helpers && workers_ < kMaxPoolThreads - 1) {
-        std::thread(&Pool::worker_loop, this).detach();
+        try {
+          std::thread(&Pool::worker_loop, this).detach();
+        } catch (...) {
+          break;  // no more threads (std::system_error): the caller can run every task itself
+        }
         ++workers_;
       }
       // append to the open-job list
@@ -41,12 +50,36 @@ class Pool {
     }
     if (job.max_helpers == 1) cv_.notify_one(); else cv_.notify_all();
 
-    // The caller works too, until every task is claimed.
-    for (int64_t t; (t = job.next.fetch_add(1, std::memory_order_relaxed)) < job.n_tasks;) job.fn(job.ctx, t);
+    work(job);  // the caller works too, until every task is claimed
 
     std::unique_lock<std::mutex> lk(mu_);
     unlink(job);  // no new helper can attach from now on
     done_cv_.wait(lk, [&] { return job.helpers == 0; });
+  }
+
+  // Claims and runs tasks until none is left, a task has thrown, or the job is cancelled. Exceptions
+  // never escape a task: the first is kept for the caller (a worker thread must not terminate the
+  // process), and the remaining tasks are skipped.
+  void work(Job& job) {
+    for (;;) {
+      if (job.stop.load(std::memory_order_relaxed)) return;
+      if (job.cancel && job.cancel->load(std::memory_order_relaxed)) {
+        std::lock_guard<std::mutex> g(mu_);
+        job.cancelled = true;
+        job.stop.store(true, std::memory_order_relaxed);
+        return;
+      }
+      const int64_t t = job.next.fetch_add(1, std::memory_order_relaxed);
+      if (t >= job.n_tasks) return;
+      try {
+        job.fn(job.ctx, t);
+      } catch (...) {
+        std::lock_guard<std::mutex> g(mu_);
+        if (!job.error) job.error = std::current_exception();
+        job.stop.store(true, std::memory_order_relaxed);
+        return;
+      }
+    }
   }
 
  private:
@@ -58,7 +91,9 @@ class Pool {
 
   Job* find_job() {  // mu_ held
     for (Job* j = head_; j; j = j->nxt)
-      if (j->helpers < j->max_helpers && j->next.load(std::memory_order_relaxed) < j->n_tasks) return j;
+      if (j->helpers < j->max_helpers && !j->stop.load(std::memory_order_relaxed) &&
+          j->next.load(std::memory_order_relaxed) < j->n_tasks)
+        return j;
     return nullptr;
   }
 
@@ -85,7 +120,7 @@ class Pool {
       }
       ++job->helpers;
       lk.unlock();
-      for (int64_t t; (t = job->next.fetch_add(1, std::memory_order_relaxed)) < job->n_tasks;) job->fn(job->ctx, t);
+      work(*job);
       lk.lock();
       if (--job->helpers == 0) done_cv_.notify_all();
     }
@@ -113,20 +148,26 @@ int hardware_threads() {
   return n ? static_cast<int>(n) : 1;
 }
 
-void parallel_for(int64_t n_tasks, int threads, TaskFn fn, void* ctx) {
-  if (n_tasks <= 0) return;
+bool parallel_for(int64_t n_tasks, int threads, TaskFn fn, void* ctx, const std::atomic<bool>* cancel) {
+  if (n_tasks <= 0) return !(cancel && cancel->load(std::memory_order_relaxed));
   if (threads > kMaxPoolThreads) threads = kMaxPoolThreads;
   if (threads > n_tasks) threads = static_cast<int>(n_tasks);
   if (threads <= 1) {
-    for (int64_t t = 0; t < n_tasks; ++t) fn(ctx, t);
-    return;
+    for (int64_t t = 0; t < n_tasks; ++t) {
+      if (cancel && cancel->load(std::memory_order_relaxed)) return false;
+      fn(ctx, t);
+    }
+    return true;
   }
   Job job;
   job.fn = fn;
   job.ctx = ctx;
   job.n_tasks = n_tasks;
   job.max_helpers = threads - 1;
+  job.cancel = cancel;
   pool().run(job);
+  if (job.error) std::rethrow_exception(job.error);
+  return !job.cancelled;
 }
 
 }  // namespace threading
