@@ -28,7 +28,9 @@ export function convTranspose2d(
 /**
  * Same as convTranspose2d, computed off the JS thread. Inputs are copied before the promise is returned,
  * so the caller may mutate, transfer or drop them at once; `out` is written when the promise settles
- * (it is rejected if `out` was detached or resized meanwhile).
+ * (it is rejected if `out` was detached or resized meanwhile). Bad arguments reject the promise (with the
+ * same coded errors as the sync call) rather than throw; a call still running when the process exits is
+ * stopped between tasks and rejected.
  */
 export function convTranspose2dAsync(
   problem: ProblemVector, x: FloatArray, w: FloatArray, bias: FloatArray | null, out: FloatArray | null, threads: number,
