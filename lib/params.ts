@@ -1,6 +1,6 @@
 // The one place where the arguments of a call are checked and resolved: (input, weight, options) -> a frozen Plan.
 // Every PyTorch rule of DESIGN §3 lives here, so both backends see the same errors (they validate nothing themselves).
-import { ConvTransposeError, ErrorCodes, fail, type ErrorCode } from './errors';
+import { ErrorCodes, fail } from './errors';
 import type { ConvTranspose2dOptions, DType, FloatArray, Plan, Size2, Tensor } from './types';
 
 /** The largest element count a result may have: what one typed array can hold here. */
@@ -469,5 +469,3 @@ export function checkThreads(threads: unknown, what = 'threads'): number {
   return threads;
 }
 
-export { ConvTransposeError };
-export type { ErrorCode };
