@@ -12,7 +12,7 @@ const root = path.resolve(__dirname, '..');
 const ALLOWED: RegExp[] = [
   /^dist\/.+\.(js|mjs|d\.ts|d\.mts|js\.map|d\.ts\.map)$/,
   /^prebuilds\/[\w.-]+\/[\w.+-]+\.node$/,
-  /^native\/.+\.(h|cc)$/,
+  /^native\/(?!test\/).+\.(h|cc)$/, // sources for a build from source; the core's tests and fuzzer stay in the repo
   /^CMakeLists\.txt$/,
   /^binding\.d\.ts$/,
   /^scripts\/install\.js$/,
