@@ -8,14 +8,23 @@
 namespace convt {
 namespace blocking {
 
-// Packed pixel panel (A) of one task: K x MR per tile, several tiles per task. Target half of a
-// 1 MiB L2 (Zen 4/5, Ice Lake+ have 1-2 MiB per core) so the streaming weight panel and the output
-// lines fit beside it.
+// Packed pixel panel (A) of one task: K x MR per tile, several tiles per task. Target a quarter to a
+// half of a 1-2 MiB L2 (Zen 4/5, Ice Lake+) so the weight panels and the output lines fit beside it.
 constexpr int64_t kABlockBytes = 256 * 1024;
+
+// Weight sub-panel of one reduction block (kc steps x NR channels): half of a 32 KiB L1d, so that it
+// serves every pixel tile of a task from L1 beside the streaming pixel panels (e.g. kc = 341 -> fp32
+// NR 12; long reductions such as 4 taps x 512 channels are split into blocks of about kc steps).
+constexpr int64_t kBPanelBytes = 16 * 1024;
 
 // Tasks per thread the scheduler aims for: tasks are claimed dynamically, so 4 per thread keeps the
 // tail (one unfinished task while the others idle) under ~25 % of a task's share.
 constexpr int kTasksPerThread = 4;
+
+// At most this many FLOPs per task when splitting for parallelism (~0.3 ms at 110 GFLOP/s): a big call's
+// tail (the last task of the slower thread) then stays a few % of it even when one thread is slowed
+// down for a while; per task, re-copied input blocks / pixel panels cost ~1-3 % of the work.
+constexpr int64_t kBalanceTaskFlops = int64_t{1} << 25;
 
 // Below this many FLOPs a call stays on the caller's thread: waking a sleeping worker costs
 // 20-60 us on this class of machine (TOOLCHAIN.md T21), i.e. 2-6 MFLOP at ~100 GFLOP/s per core.
@@ -29,8 +38,13 @@ constexpr int64_t kMinTaskFlops = int64_t{1} << 18;
 // ~20 us of copying: less than that is cheaper than a wake-up).
 constexpr int64_t kParallelPackMinElements = int64_t{1} << 16;
 
+// Weight packing reads each input channel's NR x kH x kW weights, Cout/G x kH x kW elements after the
+// previous channel's (too far apart for the hardware prefetcher): prefetch 4 channels ahead, a few
+// hundred nanoseconds of packing (measured ~10 % faster packing of an 8 MiB weight tensor).
+constexpr int64_t kPackPrefetch = 4;
+
 // Cost of copying one element into a packed panel or padded block, in lane multiply-adds: a
-// copy moves ~1 element per cycle where a 2-FMA AVX-512 core does 32 lane-FMAs; 16 splits the two ISAs.
+// copy moves ~1 element per cycle where an AVX-512 core does 16-32 lane-FMAs (1-2 FMA pipes).
 constexpr double kCopyCost = 16.0;
 
 // Tap-exact cost model (choose_variant) walks every tile only when a phase has at most this many
@@ -38,7 +52,8 @@ constexpr double kCopyCost = 16.0;
 constexpr int64_t kExactCostMaxPixels = 16384;
 
 // Pixel ordering: batch-inner (pixel-major, images adjacent in the lanes) is considered when an
-// image's phase has fewer pixels than this, where whole-image tiles would mix every tap.
+// image's phase has at most this many pixels (one 64-lane tile), where whole-image tiles would mix
+// every tap (measured: 8x8 phases of 16 images, 4x4 taps: batch-inner 9 % faster).
 constexpr int64_t kBatchInnerMaxPhasePixels = 64;
 
 // Bias-only outputs (stride > kernel) are filled in parallel only above this many output elements
@@ -49,8 +64,8 @@ constexpr int64_t kParallelFillMinElements = int64_t{1} << 18;
 // a group has at most 3 output channels, where the phase GEMM's tiles have 1-3 channels and need one
 // pixel-vector load per FMA (measured ~40-55 % of peak in cache vs ~95 % for 12-column tiles), ...
 constexpr int64_t kScatterMaxCoutPerGroup = 3;
-// ... and enough input channels to amortise the scalar col2im additions (one per Z element, against
-// Cin/G multiply-adds per Z element).
+// ... and enough input channels to amortise the col2im additions (one per Z element, against Cin/G
+// multiply-adds per Z element).
 constexpr int64_t kScatterMinCinPerGroup = 16;
 // Output elements of one group per scatter task (a block of whole output rows): 16 Ki outputs is 64 KiB
 // of float32, L2-resident while the task adds into it.
@@ -62,9 +77,13 @@ constexpr int64_t kScatterBlockElements = int64_t{1} << 14;
 constexpr int64_t kSinglePixelMinNr = 8;
 constexpr int64_t kSinglePixelColsPerTask = 1536;
 
-// Depthwise: output rows per task (a task is one (n, channel, row block)); 8 rows of a 128-wide
-// output is ~4 K outputs x taps, a few microseconds.
-constexpr int64_t kDepthwiseRowsPerTask = 8;
+// Depthwise: outputs per task (a task is one (n, channel, block of whole output rows)): 16 Ki outputs is a
+// few microseconds, and a 64 KiB float32 block that stays in L2 while it is written.
+constexpr int64_t kDepthwiseOutputsPerTask = int64_t{1} << 14;
+// Depthwise phase rows are computed over whole multiples of this many pixels (the widest vector, 16
+// float32 lanes of AVX-512; the padded input rows have room), so the plane kernel never runs a scalar
+// epilogue.
+constexpr int64_t kDwLanes = 16;
 
 }  // namespace blocking
 }  // namespace convt

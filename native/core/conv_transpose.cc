@@ -1,24 +1,34 @@
 // Core driver of conv_transpose2d.
 //
-// Algorithm (DESIGN.md section 5). The output is split into sH*sW phases (oy mod sH, ox mod sW).
-// In phase (ry, rx) output pixel (j, i) is (oy, ox) = (sH*j + ry, sW*i + rx) and receives exactly
-// the taps ky with (ry + pH - ky*dH) divisible by sH (input row iy = j + offy(ky)), and likewise kx.
-// So each phase is a dense stride-1 correlation with a sub-kernel of Ty x Tx taps: an implicit GEMM
+// Algorithm (DESIGN.md section 5). The output is split into phases (oy mod sH, ox mod sW). In phase
+// (ry, rx) output pixel (j, i) is (oy, ox) = (sH*j + ry, sW*i + rx) and receives exactly the taps ky
+// with (ry + pH - ky*dH) divisible by sH (input row iy = j + offy(ky)), and likewise kx. Tap ky
+// reaches one residue ry only, so at most kH x kW phases have taps, whatever the stride; the other
+// outputs (stride > kernel) get the bias alone. Each phase is a dense stride-1 correlation with a
+// sub-kernel of Ty x Tx taps: an implicit GEMM
 //     C[pixels M] x [Cout/G] = A[M x (taps * Cin/G)] * B[(taps * Cin/G) x Cout/G]
 // done with a register-tiled micro-kernel (MR pixels in SIMD lanes x NR channels broadcast).
 //
-// Loops (one task = group g, phase, a range of MR-pixel tiles, a range of NR-channel tiles):
-//   for each pixel tile of the task:  pack A (only taps valid for some pixel of the tile; zeros for
-//                                     the lanes where a tap falls outside the input)
+// Loops of the phase GEMM (one task = group g, phase or input block, a range of MR-pixel tiles, a
+// range of NR-channel tiles):
+//   for each pixel tile of the task:  pack A (im2col: only taps valid for some pixel of the tile) or
+//                                     point into a zero-padded input block (direct)
 //   for each channel tile:            B panel (weights, packed once per call for all phases)
-//     for each pixel tile:            micro-kernel over the whole reduction (acc in registers,
-//                                     bias as initial value) -> output (direct or via a tile buffer)
+//     for each reduction block:       ~kc steps, so its B sub-panel serves every tile from L1
+//       for each pixel tile:          micro-kernel (bias, or the previous block's partial sums, as
+//                                     initial value) -> output (in place or via a tile buffer)
 // Every output element is produced by exactly one tile, with the reduction in a fixed order, so the
 // result does not depend on the number of threads or on how tiles are grouped into tasks.
 //
 // Pixel ordering inside a phase: batch-outer (n, j, i) or, for tiny images, batch-inner (j, i, n),
 // so a tile holds few distinct pixels and skips the taps none of them uses.
-// Depthwise (Cin/G == 1) has its own path: per output row, vectorised over the phase's pixels.
+// Other paths, chosen per problem:
+//   depthwise (Cin/G == 1): no reduction over channels; per task, zero-padded input rows and one
+//     vectorised plane kernel call per phase;
+//   scatter (Cout/G <= 3): a GEMM over input pixels x (ky, co, kx) columns added into the output one
+//     register tile at a time (the phase GEMM would have 1-3 channels per tile);
+//   single pixel (1x1 input, no padding/dilation): a plain GEMM over (co, ky, kx) columns straight
+//     from the weights into the output.
 #include "core/conv_transpose.h"
 
 #include <algorithm>
@@ -241,7 +251,7 @@ class Scratch {
   size_t cap_ = 0;
 };
 
-enum ScratchSlot { kSlotWeights = 0, kSlotA, kSlotTile, kSlotInfo, kSlotDw, kSlotCount };
+enum ScratchSlot { kSlotWeights = 0, kSlotA, kSlotTile, kSlotInfo, kSlotDw, kSlotXT, kSlotCount };
 
 std::atomic<int64_t> g_scratch_limit{-1};  // set_scratch_limit_for_testing
 
@@ -507,9 +517,10 @@ double cost_im2col(Plan<T>& pl) {
       for (const Tap& t : ph.ty) cy += tap_hits(t, b.jmin, b.jmax, p.H);
       for (const Tap& t : ph.tx) cx += tap_hits(t, b.imin, b.imax, p.W);
       steps += static_cast<double>(cy * cx * pl.geo.Cin_g + 4);  // +4: per-tile store/overhead
-      copied += static_cast<double>(cy * cx * pl.geo.Cin_g * mr) * (pl.batch_inner ? 2.0 : 1.0);
+      copied += static_cast<double>(cy * cx * pl.geo.Cin_g * mr);
     }
   }
+  if (pl.batch_inner) copied += 2.0 * static_cast<double>(input_elements(p));  // x with the batch innermost (strided)
   return steps * static_cast<double>(ntile_c * nr * mr) / tile_eff(nr) + blocking::kCopyCost * copied;
 }
 
@@ -558,24 +569,37 @@ double cost_direct(Plan<T>& pl) {
     Cb = std::min(Cb, pl.maxWj);
   }
   const int64_t wblk = Cb + xspan;
-  int64_t R = std::max<int64_t>(1, budget / (row_bytes * wblk) - yspan);
-  R = std::min(R, pl.maxHj);
-  pl.R = R;
-  pl.Cb = Cb;
-  double lanes = 0, copied = 0;
-  for (int64_t j0 = 0; j0 < pl.maxHj; j0 += R)
-    for (int64_t i0 = 0; i0 < pl.maxWj; i0 += Cb) {
-      copied += static_cast<double>((std::min(R, pl.maxHj - j0) + yspan) * wblk * geo.Cin_g);
-      for (const Phase& ph : geo.phases) {
-        const int64_t rows = std::min(ph.Hj, j0 + R) - j0, cols = std::min(ph.Wj, i0 + Cb) - i0;
-        if (rows <= 0 || cols <= 0) continue;
-        const int64_t q = (rows - 1) * wblk + cols;
-        const int64_t K = static_cast<int64_t>(ph.ty.size() * ph.tx.size()) * geo.Cin_g;
-        lanes += static_cast<double>((q + mr - 1) / mr * mr) * static_cast<double>(K + 4);
+  const int64_t R_budget = std::min(pl.maxHj, std::max<int64_t>(1, budget / (row_bytes * wblk) - yspan));
+  // Block rows: the budget's, or up to twice as many when that wastes fewer lanes (a block's grid of
+  // rows x wblk positions is cut into MR-lane tiles: e.g. 2 x 56 = 112 positions take 128 lanes, 4 x 56
+  // take exactly 7 x 32).
+  auto cost_for = [&](int64_t R) {
+    double lanes = 0, copied = 0;
+    for (int64_t j0 = 0; j0 < pl.maxHj; j0 += R)
+      for (int64_t i0 = 0; i0 < pl.maxWj; i0 += Cb) {
+        copied += static_cast<double>((std::min(R, pl.maxHj - j0) + yspan) * wblk * geo.Cin_g);
+        for (const Phase& ph : geo.phases) {
+          const int64_t rows = std::min(ph.Hj, j0 + R) - j0, cols = std::min(ph.Wj, i0 + Cb) - i0;
+          if (rows <= 0 || cols <= 0) continue;
+          const int64_t q = (rows - 1) * wblk + cols;
+          const int64_t K = static_cast<int64_t>(ph.ty.size() * ph.tx.size()) * geo.Cin_g;
+          lanes += static_cast<double>((q + mr - 1) / mr * mr) * static_cast<double>(K + 4);
+        }
       }
+    return static_cast<double>(p.N) *
+           (lanes * static_cast<double>(ntile_c * nr) / tile_eff(nr) + blocking::kCopyCost * copied);
+  };
+  pl.Cb = Cb;
+  pl.R = R_budget;
+  double best = cost_for(R_budget);
+  for (int64_t R = R_budget + 1; R <= std::min(pl.maxHj, 4 * R_budget); ++R) {
+    const double c = cost_for(R);
+    if (c < best * 0.99) {  // clearly fewer lanes, not rounding noise
+      best = c;
+      pl.R = R;
     }
-  return static_cast<double>(p.N) *
-         (lanes * static_cast<double>(ntile_c * nr) / tile_eff(nr) + blocking::kCopyCost * copied);
+  }
+  return best;
 }
 
 std::atomic<int> g_force_mode{-1};
@@ -589,7 +613,7 @@ Plan<T> make_plan(const Problem& p, const kernels::TypedSet<T>& ks, int forced_n
   best.geo = make_geometry(p);
   double best_cost = -1;
   bool any_small = false;
-  for (const Phase& ph : best.geo.phases) any_small |= ph.Hj * ph.Wj < blocking::kBatchInnerMaxPhasePixels;
+  for (const Phase& ph : best.geo.phases) any_small |= ph.Hj * ph.Wj <= blocking::kBatchInnerMaxPhasePixels;
   for (int mode = 0; mode < 3; ++mode) {  // 0: im2col batch-outer, 1: im2col batch-inner, 2: direct
     if (forced >= 0 ? mode != forced : (mode == 1 && (p.N <= 1 || !any_small))) continue;
     for (int v = 0; v < kernels::kMaxVariants && ks.gemm[v].fn; ++v) {
@@ -622,6 +646,32 @@ Plan<T> make_plan(const Problem& p, const kernels::TypedSet<T>& ks, int forced_n
   }
   best.bgroup = ofs;
   return best;
+}
+
+bool same_problem(const Problem& a, const Problem& b) { return std::memcmp(&a, &b, sizeof(Problem)) == 0; }
+
+// make_plan of the calling thread's previous call, when it had the same problem and kernels (repeated calls
+// with one shape are the common case; planning walks every tile of small phases: ~5-10 % of a small call).
+// The plan is a pure function of its key, so reuse changes no result.
+template <class T>
+const Plan<T>& cached_plan(const Problem& p, const kernels::TypedSet<T>& ks, int forced_nr) {
+  struct Entry {
+    Problem key{};
+    const kernels::TypedSet<T>* ks = nullptr;
+    int forced_nr = -1, forced_mode = -2;
+    Plan<T> plan;
+  };
+  thread_local Entry e;
+  const int mode = g_force_mode.load(std::memory_order_relaxed);
+  if (!(e.ks == &ks && e.forced_nr == forced_nr && e.forced_mode == mode && same_problem(e.key, p))) {
+    e.ks = nullptr;  // invalid until complete (make_plan may throw)
+    e.key = p;
+    e.plan = make_plan(e.key, ks, forced_nr);
+    e.ks = &ks;
+    e.forced_nr = forced_nr;
+    e.forced_mode = mode;
+  }
+  return e.plan;
 }
 
 // ------------------------------------------------------------------------------------------------
@@ -674,6 +724,11 @@ void pack_b_unit(const Plan<T>& pl, const std::vector<TapSlot<T>>& slots, const 
   }
   for (int64_t ci = 0; ci < Cin_g; ++ci) {
     const T* src = w + ((g * Cin_g + ci) * Cout_g + co0) * kHW;  // [c < nc][tap], contiguous
+    // the rows of later channels are Cout/G * kH * kW apart: too far for the hardware prefetcher
+    if (ci + blocking::kPackPrefetch < Cin_g) {
+      const char* pf = reinterpret_cast<const char*>(src + blocking::kPackPrefetch * Cout_g * kHW);
+      for (int64_t b = 0; b < nc * kHW * int64_t(sizeof(T)); b += 64) __builtin_prefetch(pf + b);
+    }
     if (nc == nr) {  // full tile: a fixed-length inner loop (the common case, ~4x faster than a variable one)
       switch (nr) {
         case 1: scatter_taps<T, 1>(src, kHW, dst, ci); continue;
@@ -703,6 +758,7 @@ struct TileInfo {
   int32_t run0, nrun;  // lanes -> pixels
   int32_t seg0;        // first entry in the task's segment arrays (A pointers, B offsets)
   int32_t phase;
+  int32_t q0;          // direct mode: first lane's position in the block grid
 };
 
 struct Task {
@@ -719,6 +775,9 @@ struct GemmCtx {
   const T* B;
   const T* biasp;  // padded bias, G * ntile_c * NR
   T* y;
+  kernels::StoreStride2Fn<T> store_stride2;
+  const T* xt;  // batch-inner plans: x with the batch innermost, [ci][iy][ix][n]
+  kernels::Interleave2Fn<T> interleave2;
 };
 
 // Per-task scratch: tile infos, runs, segment A pointers and B offsets.
@@ -732,12 +791,13 @@ struct TaskScratch {
 };
 
 template <class T>
-TaskScratch<T> task_scratch(int64_t ntiles, int64_t mr, int64_t nr, int64_t nseg_max) {
+TaskScratch<T> task_scratch(int64_t ntiles, int64_t mr, int64_t nr, int64_t nseg_max, int64_t cbuf_elems = 0) {
   const size_t a = static_cast<size_t>(ntiles) * sizeof(TileInfo);
   const size_t b = static_cast<size_t>(ntiles * mr) * sizeof(Run);
   const size_t c = static_cast<size_t>(ntiles * nseg_max) * sizeof(T*);
   const size_t d = static_cast<size_t>(ntiles * nseg_max) * sizeof(int64_t);
-  const size_t e = static_cast<size_t>(mr * nr) * sizeof(T);
+  // a C tile per tile (reduction blocks), or the caller's layout (staged stride-2 write-out)
+  const size_t e = static_cast<size_t>(std::max(ntiles * mr * nr, cbuf_elems)) * sizeof(T);
   auto up = [](size_t v) { return (v + 63) & ~size_t{63}; };
   char* m = static_cast<char*>(scratch(kSlotInfo, up(a) + up(b) + up(c) + up(d) + up(e)));
   TaskScratch<T> s;
@@ -749,49 +809,125 @@ TaskScratch<T> task_scratch(int64_t ntiles, int64_t mr, int64_t nr, int64_t nseg
   return s;
 }
 
-// Runs the micro-kernel over the task's tiles for its channel tiles and writes the output.
+// Direct mode, stride 2, phases (yc, 0) and (yc, 1) at indices 2*yc and 2*yc + 1: writes the task's output
+// rows of nc channels from the staged tiles, each row's two column phases interleaved.
 template <class T>
-void compute_tiles(const GemmCtx<T>& c, const Task& tk, const TaskScratch<T>& s, int64_t ntiles, int64_t lda) {
+void write_staged(const GemmCtx<T>& c, const Task& tk, const T* stage, int64_t plane, int64_t wblk, int64_t cog0,
+                  int64_t nc) {
+  const Plan<T>& pl = *c.pl;
+  const Problem& p = *pl.p;
+  const Geometry& geo = pl.geo;
+  const int64_t nr = pl.var.nr, n = tk.phase_or_n, j0 = tk.a0, i0 = tk.b0;
+  const int64_t rows = tk.a1 - tk.a0, cols = tk.b1 - tk.b0;
+  for (size_t pi = 0; pi + 1 < geo.phases.size(); pi += 2) {
+    const Phase& p0 = geo.phases[pi];
+    const Phase& p1 = geo.phases[pi + 1];
+    const int64_t pr = std::min(p0.Hj, j0 + rows) - j0;
+    const int64_t c0 = std::min(p0.Wj, i0 + cols) - i0, c1 = std::max<int64_t>(0, std::min(p1.Wj, i0 + cols) - i0);
+    if (pr <= 0 || c0 <= 0) continue;
+    const int64_t m = std::min(c0, c1);  // Wj1 <= Wj0: column phase 0 may have one more
+    for (int64_t cc = 0; cc < nc; ++cc) {
+      const T* a = stage + (static_cast<int64_t>(pi) * nr + cc) * plane;
+      const T* b = stage + (static_cast<int64_t>(pi + 1) * nr + cc) * plane;
+      T* yc = c.y + (n * p.Cout + cog0 + cc) * geo.HWo + 2 * i0;
+      for (int64_t r = 0; r < pr; ++r) {
+        T* dst = yc + (p.sH * (j0 + r) + p0.ry) * p.Wout;
+        c.interleave2(dst, a + r * wblk, b + r * wblk, m);
+        if (c0 > m) dst[2 * m] = a[r * wblk + m];
+      }
+    }
+  }
+}
+
+// Runs the micro-kernel over the task's tiles for its channel tiles and writes the output.
+// stage_plane > 0 (direct mode, stride 2 with both column residues): tiles are stored into s.ctile as
+// [phase][channel][block grid position] (plane stage_plane), and each output row segment is then
+// written once, its two column phases interleaved with full-width stores (instead of two strided,
+// masked passes). wblk: the block grid's row length.
+template <class T>
+void compute_tiles(const GemmCtx<T>& c, const Task& tk, const TaskScratch<T>& s, int64_t ntiles, int64_t lda,
+                   int64_t stage_plane = 0, int64_t wblk = 0) {
   const Plan<T>& pl = *c.pl;
   const Problem& p = *pl.p;
   const Geometry& geo = pl.geo;
   const int64_t mr = pl.var.mr, nr = pl.var.nr, Cin_g = geo.Cin_g, Cout_g = geo.Cout_g;
   const kernels::GemmFn<T> fn = pl.var.fn;
+  // Reduction blocks of about kc steps: segments in groups, or each segment in chunks when Cin/G > kc.
+  // Per block, one weight sub-panel (kc x NR) serves every tile of the task from L1.
+  const int64_t kc = std::max<int64_t>(16, blocking::kBPanelBytes / (nr * int64_t(sizeof(T))));
+  const int64_t sub = (Cin_g + kc - 1) / kc;              // chunks per segment (1: whole segments)
+  const int64_t kcc = (Cin_g + sub - 1) / sub;            // steps per chunk
+  const int64_t spb = sub > 1 ? 1 : std::max<int64_t>(1, kc / Cin_g);  // segments per block
+  int64_t max_blocks = 1;
+  for (int64_t t = 0; t < ntiles; ++t)
+    max_blocks = std::max(max_blocks, (s.infos[t].nseg + spb - 1) / spb * sub);
   for (int64_t ct = tk.ct0; ct < tk.ct1; ++ct) {
     const T* bias = c.biasp + (tk.g * pl.ntile_c + ct) * nr;
     const int64_t co0 = ct * nr, nc = std::min(nr, Cout_g - co0);
     const int64_t cog0 = tk.g * Cout_g + co0;  // absolute output channel of the tile's first channel
+    for (int64_t kb = 0; kb < max_blocks; ++kb) {
+      for (int64_t t = 0; t < ntiles; ++t) {
+        const TileInfo& ti = s.infos[t];
+        if (ti.nrun == 0) continue;
+        const int64_t nblocks = std::max<int64_t>(1, (ti.nseg + spb - 1) / spb * sub);
+        if (kb >= nblocks) continue;
+        const Phase& ph = geo.phases[static_cast<size_t>(ti.phase)];
+        const int64_t K = static_cast<int64_t>(ph.ty.size() * ph.tx.size()) * Cin_g;
+        const T* Bp = c.B + tk.g * pl.bgroup + ph.bofs + ct * K * nr;
+        const Run& r0 = s.runs[ti.run0];
+        T* C = s.ctile + t * mr * nr;
+        int64_t ldc = mr;
+        if (stage_plane > 0) {
+          C = s.ctile + ti.phase * nr * stage_plane + ti.q0;
+          ldc = stage_plane;
+        } else if (p.sW == 1 && ti.nrun == 1 && !r0.batch && r0.len == mr && nc == nr) {  // straight into the output
+          C = c.y + (r0.n * p.Cout + cog0) * geo.HWo + (p.sH * r0.j + ph.ry) * p.Wout + r0.i;
+          ldc = geo.HWo;
+        }
+        const T* b0 = kb == 0 ? bias : nullptr;
+        if (sub == 1) {
+          const int64_t s0 = kb * spb, ns = std::min<int64_t>(spb, ti.nseg - s0);
+          fn(Cin_g, static_cast<int>(std::max<int64_t>(0, ns)), s.aptr + ti.seg0 + s0, lda, Bp, s.boff + ti.seg0 + s0,
+             b0, C, ldc);
+        } else {
+          const int64_t sg = ti.seg0 + kb / sub, k0 = (kb % sub) * kcc, k1 = std::min(Cin_g, k0 + kcc);
+          const T* a = s.aptr[sg] + k0 * lda;
+          const int64_t bo = s.boff[sg] + k0 * nr;
+          fn(k1 - k0, 1, &a, lda, Bp, &bo, b0, C, ldc);
+        }
+      }
+    }
+    if (stage_plane > 0) {
+      write_staged(c, tk, s.ctile, stage_plane, wblk, cog0, nc);
+      continue;
+    }
     for (int64_t t = 0; t < ntiles; ++t) {
       const TileInfo& ti = s.infos[t];
       if (ti.nrun == 0) continue;
       const Phase& ph = geo.phases[static_cast<size_t>(ti.phase)];
-      const int64_t K = static_cast<int64_t>(ph.ty.size() * ph.tx.size()) * Cin_g;
-      const T* Bp = c.B + tk.g * pl.bgroup + ph.bofs + ct * K * nr;
       const Run* tr = s.runs + ti.run0;
       const Run& r0 = tr[0];
-      if (p.sW == 1 && ti.nrun == 1 && !r0.batch && r0.len == mr && nc == nr) {
-        T* dst = c.y + (r0.n * p.Cout + cog0) * geo.HWo + (p.sH * r0.j + ph.ry) * p.Wout + r0.i;
-        fn(Cin_g, ti.nseg, s.aptr + ti.seg0, lda, Bp, s.boff + ti.seg0, bias, dst, geo.HWo);
-        continue;
-      }
-      fn(Cin_g, ti.nseg, s.aptr + ti.seg0, lda, Bp, s.boff + ti.seg0, bias, s.ctile, mr);
+      if (p.sW == 1 && ti.nrun == 1 && !r0.batch && r0.len == mr && nc == nr) continue;  // already in place
+      const T* ctile = s.ctile + t * mr * nr;
       for (int r = 0; r < ti.nrun; ++r) {
         const Run& ru = tr[r];
         const int64_t oy = p.sH * ru.j + ph.ry, ox = p.sW * ru.i + ph.rx;
         T* dst = c.y + (ru.n * p.Cout + cog0) * geo.HWo + oy * p.Wout + ox;
         if (ru.batch) {
           for (int64_t cc = 0; cc < nc; ++cc) {
-            const T* sp = s.ctile + cc * mr + ru.lane0;
+            const T* sp = ctile + cc * mr + ru.lane0;
             T* d = dst + cc * geo.HWo;
             for (int32_t l = 0; l < ru.len; ++l) d[l * geo.CoutHWo] = sp[l];
           }
         } else if (p.sW == 1) {
           for (int64_t cc = 0; cc < nc; ++cc)
-            std::memcpy(dst + cc * geo.HWo, s.ctile + cc * mr + ru.lane0, static_cast<size_t>(ru.len) * sizeof(T));
+            std::memcpy(dst + cc * geo.HWo, ctile + cc * mr + ru.lane0, static_cast<size_t>(ru.len) * sizeof(T));
+        } else if (p.sW == 2) {
+          for (int64_t cc = 0; cc < nc; ++cc) c.store_stride2(dst + cc * geo.HWo, ctile + cc * mr + ru.lane0, ru.len);
         } else {
           const int64_t sw = p.sW;
           for (int64_t cc = 0; cc < nc; ++cc) {
-            const T* sp = s.ctile + cc * mr + ru.lane0;
+            const T* sp = ctile + cc * mr + ru.lane0;
             T* d = dst + cc * geo.HWo;
             for (int32_t l = 0; l < ru.len; ++l) d[l * sw] = sp[l];
           }
@@ -814,6 +950,7 @@ void run_task_im2col(const GemmCtx<T>& c, const Task& tk) {
   T* A = static_cast<T*>(scratch(kSlotA, static_cast<size_t>(std::max<int64_t>(1, ntiles * ntaps * Cin_g * mr)) * sizeof(T)));
   const TaskScratch<T> s = task_scratch<T>(ntiles, mr, pl.var.nr, std::max<int64_t>(1, ntaps));
   const T* xg = c.x + tk.g * Cin_g * geo.HW;  // channel 0 of the group, image 0
+  const T* xtg = c.xt ? c.xt + tk.g * Cin_g * geo.HW * p.N : nullptr;  // the same in xt
 
   struct RunSrc {
     const T* src;    // element for ci = 0, lane 0 of the run (may point outside; only [lo,hi) used)
@@ -829,6 +966,7 @@ void run_task_im2col(const GemmCtx<T>& c, const Task& tk) {
     const int64_t used = tr[nrun - 1].lane0 + tr[nrun - 1].len;
     const Bounds b = run_bounds(tr, nrun);
     ti.phase = static_cast<int32_t>(tk.phase_or_n);
+    ti.q0 = 0;
     ti.run0 = nrun_total;
     ti.nrun = nrun;
     ti.seg0 = nseg_total;
@@ -851,11 +989,11 @@ void run_task_im2col(const GemmCtx<T>& c, const Task& tk) {
           if (iy_in < 0 || iy_in >= p.H) {
             q.lo = q.hi = 0;
             q.src = xg;
-          } else if (ru.batch) {
+          } else if (ru.batch) {  // images n.. of one pixel: contiguous in xt
             const bool ok = ix_in >= 0 && ix_in < p.W;
             q.lo = 0;
             q.hi = ok ? ru.len : 0;
-            q.src = xg + ru.n * geo.CinHW + iy_in * p.W + (ok ? ix_in : 0);
+            q.src = xtg + (iy_in * p.W + (ok ? ix_in : 0)) * p.N + ru.n;
           } else {
             q.lo = static_cast<int32_t>(std::min<int64_t>(ru.len, std::max<int64_t>(0, -ix_in)));
             q.hi = static_cast<int32_t>(std::max<int64_t>(q.lo, std::min<int64_t>(ru.len, p.W - ix_in)));
@@ -863,18 +1001,17 @@ void run_task_im2col(const GemmCtx<T>& c, const Task& tk) {
           }
         }
         for (int64_t ci = 0; ci < Cin_g; ++ci) {
-          const int64_t cofs = ci * geo.HW;
+          const int64_t cofs = ci * geo.HW, cofs_t = ci * geo.HW * p.N;
           for (int r = 0; r < nrun; ++r) {
             const Run& ru = tr[r];
             const RunSrc& q = rs[r];
             T* d = a + ru.lane0;
             int32_t l = 0;
             for (; l < q.lo; ++l) d[l] = T(0);
-            const T* src = q.src + cofs;
-            if (ru.batch) {
-              for (; l < q.hi; ++l) d[l] = src[l * geo.CinHW];
-            } else {
-              for (; l < q.hi; ++l) d[l] = src[l];
+            const T* src = q.src + (ru.batch ? cofs_t : cofs);
+            if (q.hi > l) {  // libc's copy: vector moves at the CPU's width for these short runs  // libc's copy: vector moves at the CPU's width for these short runs
+              std::memcpy(d + l, src + l, static_cast<size_t>(q.hi - l) * sizeof(T));
+              l = q.hi;
             }
             for (; l < ru.len; ++l) d[l] = T(0);
           }
@@ -929,7 +1066,14 @@ void run_task_direct(const GemmCtx<T>& c, const Task& tk) {
     if (pr > 0 && pc > 0) ntiles += ((pr - 1) * wblk + pc + mr - 1) / mr;
     maxtaps = std::max<int64_t>(maxtaps, static_cast<int64_t>(ph.ty.size() * ph.tx.size()));
   }
-  const TaskScratch<T> s = task_scratch<T>(ntiles, mr, pl.var.nr, maxtaps);
+  // Stride 2 with column residues 0 and 1 both reached (phases (yc, 0), (yc, 1) adjacent): stage the tiles
+  // and write each output row segment once, interleaved (see compute_tiles).
+  const size_t nph = geo.phases.size();
+  const bool stage = p.sW == 2 && nph % 2 == 0 && geo.phases[0].rx == 0 && geo.phases[1].rx == 1 &&
+                     geo.phases[1].ry == geo.phases[0].ry && (nph == 2 || geo.phases[2].ry != geo.phases[0].ry);
+  const int64_t stage_plane = stage ? ((rows - 1) * wblk + cols + mr - 1) / mr * mr : 0;
+  const TaskScratch<T> s =
+      task_scratch<T>(ntiles, mr, pl.var.nr, maxtaps, static_cast<int64_t>(nph) * pl.var.nr * stage_plane);
   int64_t t = 0;
   int32_t nrun_total = 0, nseg_total = 0;
   for (size_t phi = 0; phi < geo.phases.size(); ++phi) {
@@ -943,6 +1087,7 @@ void run_task_direct(const GemmCtx<T>& c, const Task& tk) {
       Run* tr = s.runs + nrun_total;
       const int nrun = make_runs_direct(q0, qend, wblk, pc, n, j0, i0, mr, tr);
       ti.phase = static_cast<int32_t>(phi);
+      ti.q0 = static_cast<int32_t>(q0);
       ti.run0 = nrun_total;
       ti.nrun = nrun;
       ti.seg0 = nseg_total;
@@ -966,7 +1111,7 @@ void run_task_direct(const GemmCtx<T>& c, const Task& tk) {
       nrun_total += nrun;
     }
   }
-  compute_tiles(c, tk, s, ntiles, plane);
+  compute_tiles(c, tk, s, ntiles, plane, stage_plane, wblk);
 }
 
 // Packs B for plan pl (all groups, phases, channel tiles) into B (pl.p->groups * pl.bgroup elements),
@@ -991,7 +1136,7 @@ void pack_b(const Plan<T>& pl, const T* w, T* B, int threads, const std::atomic<
 template <class T>
 void gemm_path(const Problem& p, const T* x, const T* w, const T* Bpre, int forced_nr, const T* bias, T* y,
                int threads, const kernels::TypedSet<T>& ks, const std::atomic<bool>* cancel) {
-  Plan<T> pl = make_plan(p, ks, forced_nr);
+  const Plan<T>& pl = cached_plan(p, ks, forced_nr);
   const Geometry& geo = pl.geo;
   const int64_t mr = pl.var.mr, nr = pl.var.nr;
 
@@ -1019,12 +1164,25 @@ void gemm_path(const Problem& p, const T* x, const T* w, const T* Bpre, int forc
   const int64_t target = int64_t{threads} * blocking::kTasksPerThread;
   const int64_t max_tasks = std::max<int64_t>(1, static_cast<int64_t>(flops / static_cast<double>(blocking::kMinTaskFlops)));
   const int64_t want = threads > 1 ? std::min(target, max_tasks) : 1;
+  // Big problems get up to one task per kBalanceTaskFlops, so that a thread slowed down for a while (a
+  // shared VM) leaves a short tail; only by splits that repeat little copying (pixel tiles in im2col
+  // mode, channel tiles in direct mode: an im2col panel re-packed per channel split costs more).
+  const int64_t balance =
+      threads > 1 ? std::max(want, static_cast<int64_t>(flops / static_cast<double>(blocking::kBalanceTaskFlops))) : 1;
   std::vector<Task> tasks;
   if (pl.direct) {
     const int64_t nrb = (pl.maxHj + pl.R - 1) / pl.R, ncb = (pl.maxWj + pl.Cb - 1) / pl.Cb;
     const int64_t blocks = p.groups * p.N * nrb * ncb;
     int64_t ct_per = pl.ntile_c;
-    while (blocks * ((pl.ntile_c + ct_per - 1) / ct_per) < want && ct_per > 1) ct_per = (ct_per + 1) / 2;
+    // Each task copies its input block (Cin/G per pixel, ~kCopyCost lane-FMAs per element) and computes
+    // taps x ct_per x NR lane-FMAs per pixel and input channel: split channel tiles for balance only while
+    // that keeps the copy under ~1/4 of the task; for parallelism (want) regardless.
+    const double taps = static_cast<double>(p.kH * p.kW) / static_cast<double>(std::max<size_t>(1, geo.phases.size()));
+    const int64_t min_ct_per =
+        std::max<int64_t>(1, static_cast<int64_t>(4.0 * blocking::kCopyCost / (taps * static_cast<double>(nr))));
+    auto ntask = [&](int64_t ctp) { return blocks * ((pl.ntile_c + ctp - 1) / ctp); };
+    while (ct_per > 1 && (ntask(ct_per) < want || (ntask(ct_per) < balance && (ct_per + 1) / 2 >= min_ct_per)))
+      ct_per = (ct_per + 1) / 2;
     tasks.reserve(static_cast<size_t>(blocks * ((pl.ntile_c + ct_per - 1) / ct_per)));
     for (int64_t g = 0; g < p.groups; ++g)
       for (int64_t n = 0; n < p.N; ++n)
@@ -1042,7 +1200,7 @@ void gemm_path(const Problem& p, const T* x, const T* w, const T* Bpre, int forc
       for (const Phase& ph : geo.phases) k += ((ph.mtiles + mtp - 1) / mtp) * ((pl.ntile_c + ctp - 1) / ctp);
       return k * p.groups;
     };
-    while (count_tasks(mt_per, ct_per) < want && mt_per > 1) mt_per = (mt_per + 1) / 2;
+    while (count_tasks(mt_per, ct_per) < balance && mt_per > 1) mt_per = (mt_per + 1) / 2;
     while (count_tasks(mt_per, ct_per) < want && ct_per > 1) ct_per = (ct_per + 1) / 2;
     tasks.reserve(static_cast<size_t>(count_tasks(mt_per, ct_per)));
     for (int64_t g = 0; g < p.groups; ++g)
@@ -1054,7 +1212,22 @@ void gemm_path(const Problem& p, const T* x, const T* w, const T* Bpre, int forc
       }
   }
   if (geo.bias_only_outputs) fill_bias_only_outputs(p, geo, bias, y, threads, cancel);
-  GemmCtx<T> ctx{&pl, x, B, biasp, y};
+  // Batch-inner tiles take one pixel of consecutive images per run: copy x once with the batch innermost
+  // (a strided pass over x), so that the panels copy contiguous runs instead of gathering with a stride
+  // of a whole image for every tap of every phase.
+  T* xt = nullptr;
+  if (pl.batch_inner) {
+    xt = static_cast<T*>(scratch(kSlotXT, static_cast<size_t>(input_elements(p)) * sizeof(T)));
+    const int64_t HW = geo.HW, N = p.N;
+    auto transpose = [&](int64_t ci) {
+      for (int64_t q = 0; q < HW; ++q)
+        for (int64_t n = 0; n < N; ++n) xt[(ci * HW + q) * N + n] = x[(n * p.Cin + ci) * HW + q];
+    };
+    if (!threading::parallel_for(p.Cin, input_elements(p) >= blocking::kParallelFillMinElements ? threads : 1, transpose,
+                                 cancel))
+      throw Cancelled();
+  }
+  GemmCtx<T> ctx{&pl, x, B, biasp, y, ks.store_stride2, xt, ks.interleave2};
   bool done;
   if (pl.direct)
     done = threading::parallel_for(
@@ -1342,110 +1515,118 @@ namespace {
 
 // ------------------------------------------------------------------------------------------------
 // Depthwise path (Cin/G == 1): out[n, co] = bias + sum_taps x[n, g] * w[g, co % Cout_g]; no reduction
-// over channels. Per output row and x phase: interior pixels (every x tap in range) go through the
-// vectorised row kernel, the few border pixels through a scalar loop.
+// over channels. A task is (n, co, block of output rows). It copies the input rows the block reads into
+// zero-padded rows (zero rows above and below, zero columns left and right: no border cases), computes
+// each phase of the block with one call of the plane kernel (rows x whole vectors of pixels, taps as
+// offsets into the padded rows), and interleaves the phases into the output rows.
 // ------------------------------------------------------------------------------------------------
 template <class T>
 void depthwise_path(const Problem& p, const T* x, const T* w, const T* bias, T* y, int threads,
                     const kernels::TypedSet<T>& ks, const std::atomic<bool>* cancel) {
   const Geometry geo = make_geometry(p);
   const int64_t Cout_g = geo.Cout_g, kHW = p.kH * p.kW;
-  const int64_t rows_per = blocking::kDepthwiseRowsPerTask;
+  constexpr int64_t kLanes = blocking::kDwLanes;
+  const int64_t rows_per = std::max<int64_t>(1, blocking::kDepthwiseOutputsPerTask / p.Wout);
   const int64_t rblocks = (p.Hout + rows_per - 1) / rows_per;
   const int64_t ntasks = p.N * p.Cout * rblocks;
   const double flops = 2.0 * static_cast<double>(p.N * p.Cout) * static_cast<double>(p.H * p.W) * static_cast<double>(kHW);
   if (flops < static_cast<double>(blocking::kParallelMinFlops)) threads = 1;
   const int64_t nph_x = std::min(p.sW, p.Wout);
   const int64_t maxWj = (p.Wout + p.sW - 1) / p.sW;  // residue 0 has the most columns
-  int64_t maxtaps = 0;
-  for (const Phase& ph : geo.phases)
-    maxtaps = std::max<int64_t>(maxtaps, static_cast<int64_t>(ph.ty.size() * ph.tx.size()));
+  const int64_t accw = (maxWj + kLanes - 1) / kLanes * kLanes;  // a phase row, in whole vectors
   // residue -> index among the residues with taps (-1: bias only); phases are row-major over them
   std::vector<int64_t> ycls(static_cast<size_t>(std::min(p.sH, p.Hout)), -1), xcls(static_cast<size_t>(nph_x), -1);
   int64_t nxc = 0;  // x residues with taps (kW >= 1, so there is at least one, and one y residue)
   while (nxc < static_cast<int64_t>(geo.phases.size()) && geo.phases[static_cast<size_t>(nxc)].ry == geo.phases[0].ry)
     ++nxc;
+  // Only taps that reach the input from some pixel of their phase matter (the others add zeros); their
+  // offsets bound the padding: off in [-(Wj-1), W-1], so the padded rows stay O(W + Wout).
+  int64_t xoffmin = 0, xoffmax = 0, yoffmin = 0, yoffmax = 0, maxtaps = 1;
   for (size_t pi = 0; pi < geo.phases.size(); ++pi) {
     const Phase& ph = geo.phases[pi];
     if (ph.ry < static_cast<int64_t>(ycls.size())) ycls[static_cast<size_t>(ph.ry)] = static_cast<int64_t>(pi) / nxc;
     if (ph.rx < nph_x) xcls[static_cast<size_t>(ph.rx)] = static_cast<int64_t>(pi) % nxc;
+    maxtaps = std::max<int64_t>(maxtaps, static_cast<int64_t>(ph.ty.size() * ph.tx.size()));
+    if (ph.Wj == 0 || ph.Hj == 0) continue;
+    for (const Tap& t : ph.tx)
+      if (tap_hits(t, 0, ph.Wj - 1, p.W)) xoffmin = std::min(xoffmin, t.off), xoffmax = std::max(xoffmax, t.off);
+    for (const Tap& t : ph.ty)
+      if (tap_hits(t, 0, ph.Hj - 1, p.H)) yoffmin = std::min(yoffmin, t.off), yoffmax = std::max(yoffmax, t.off);
   }
-  // one accumulator row per x phase; a multiple of 16 elements, so the pointer array placed after
-  // the rows stays 64-byte aligned
-  const int64_t accw = (maxWj + 16 + 15) / 16 * 16;
+  const int64_t lpad = -xoffmin;                              // padded column c <-> input column c - lpad
+  const int64_t wpad = lpad + std::max(p.W, accw + xoffmax);  // every window [off + lpad, + accw) fits
   auto task = [&](int64_t t) {
     const int64_t rb = t % rblocks, nc = t / rblocks, co = nc % p.Cout, n = nc / p.Cout, g = co / Cout_g;
+    const int64_t oy0 = rb * rows_per, oy1 = std::min(p.Hout, oy0 + rows_per);
     const T* xp = x + (n * p.Cin + g) * geo.HW;
     const T* wp = w + (g * Cout_g + (co % Cout_g)) * kHW;
     T* yp = y + nc * geo.HWo;
     const T b = bias ? bias[co] : T(0);
-    char* mem = static_cast<char*>(scratch(kSlotDw, static_cast<size_t>(accw * nph_x) * sizeof(T) +
-                                                         static_cast<size_t>(maxtaps + 4) * (sizeof(T*) + sizeof(T))));
-    T* accs = reinterpret_cast<T*>(mem);
-    const T** src = reinterpret_cast<const T**>(mem + static_cast<size_t>(accw * nph_x) * sizeof(T));
-    T* wt = reinterpret_cast<T*>(mem + static_cast<size_t>(accw * nph_x) * sizeof(T) + static_cast<size_t>(maxtaps + 4) * sizeof(T*));
-    for (int64_t oy = rb * rows_per; oy < std::min(p.Hout, (rb + 1) * rows_per); ++oy) {
-      const int64_t ry = oy % p.sH, j = oy / p.sH;
-      T* dst = yp + oy * p.Wout;
+    // phase rows of the block (oy = sH * j + ry): j in [jlo, jhi) over all residues; input rows read
+    const int64_t jlo = oy0 / p.sH, jhi = (oy1 - 1) / p.sH + 1;
+    const int64_t r0 = jlo + yoffmin, nrows = (jhi - 1 + yoffmax) - r0 + 1;  // padded row q <-> input row r0 + q
+    const size_t acc_elems = static_cast<size_t>((oy1 - oy0) * nph_x * accw);
+    const size_t rows_elems = static_cast<size_t>(nrows * wpad);
+    const size_t taps_bytes = (static_cast<size_t>(maxtaps) * (sizeof(int64_t) + sizeof(T)) + 63) & ~size_t{63};
+    char* mem = static_cast<char*>(scratch(kSlotDw, taps_bytes + (acc_elems + rows_elems) * sizeof(T)));
+    int64_t* toff = reinterpret_cast<int64_t*>(mem);  // scratch is 64-byte aligned
+    T* wt = reinterpret_cast<T*>(toff + maxtaps);
+    T* accs = reinterpret_cast<T*>(mem + taps_bytes);  // row (oy - oy0, rx) at ((oy - oy0) * nph_x + rx) * accw
+    T* rows = accs + acc_elems;
+    for (int64_t q = 0; q < nrows; ++q) {
+      T* d = rows + q * wpad;
+      const int64_t iy = r0 + q;
+      if (iy < 0 || iy >= p.H) {
+        std::fill(d, d + wpad, T(0));
+        continue;
+      }
+      std::fill(d, d + lpad, T(0));
+      std::memcpy(d + lpad, xp + iy * p.W, static_cast<size_t>(p.W) * sizeof(T));
+      std::fill(d + lpad + p.W, d + wpad, T(0));
+    }
+    // every phase of the block in one plane-kernel call
+    for (int64_t ry = 0; ry < static_cast<int64_t>(ycls.size()); ++ry) {
       const int64_t yc = ycls[static_cast<size_t>(ry)];
-      if (yc < 0) {  // no tap reaches this row
+      if (yc < 0) continue;
+      const int64_t ja = std::max<int64_t>(0, ceildiv(oy0 - ry, p.sH)), jb = ceildiv(oy1 - ry, p.sH);
+      if (jb <= ja) continue;
+      for (int64_t rx = 0; rx < nph_x; ++rx) {
+        T* acc = accs + ((p.sH * ja + ry - oy0) * nph_x + rx) * accw;
+        const int64_t ldacc = p.sH * nph_x * accw;
+        const int64_t xc = xcls[static_cast<size_t>(rx)];
+        int ntap = 0;
+        if (xc >= 0) {
+          const Phase& ph = geo.phases[static_cast<size_t>(yc * nxc + xc)];
+          for (const Tap& ty : ph.ty) {
+            if (!tap_hits(ty, 0, ph.Hj - 1, p.H)) continue;
+            for (const Tap& tx : ph.tx) {
+              if (!tap_hits(tx, 0, ph.Wj - 1, p.W)) continue;
+              toff[ntap] = ty.off * wpad + tx.off;
+              wt[ntap] = wp[ty.k * p.kW + tx.k];
+              ++ntap;
+            }
+          }
+        }
+        // row j of the phase reads padded rows j - r0 + off
+        ks.dw_plane(acc, ldacc, rows + (ja - r0) * wpad + lpad, wpad, toff, wt, ntap, jb - ja, accw, b);
+      }
+    }
+    // output rows, phases interleaved (the bias is in the phase rows already)
+    for (int64_t oy = oy0; oy < oy1; ++oy) {
+      T* dst = yp + oy * p.Wout;
+      if (ycls[static_cast<size_t>(oy % p.sH)] < 0) {  // no tap reaches this row
         std::fill(dst, dst + p.Wout, b);
         continue;
       }
-      for (int64_t rx = 0; rx < nph_x; ++rx) {
-        T* acc = accs + rx * accw;
-        const int64_t xc = xcls[static_cast<size_t>(rx)];
-        if (xc < 0) {  // no tap reaches these columns
-          for (int64_t i = 0; i < (p.Wout - rx + p.sW - 1) / p.sW; ++i) acc[i] = T(0);
-          continue;
-        }
-        const Phase& ph = geo.phases[static_cast<size_t>(yc * nxc + xc)];
-        const int64_t Wj = ph.Wj;
-        // interior: i in [ilo, ihi) where every x tap is inside the input
-        int64_t ilo = 0, ihi = Wj;
-        for (const Tap& tx : ph.tx) {
-          ilo = std::max(ilo, -tx.off);
-          ihi = std::min(ihi, p.W - tx.off);
-        }
-        if (ihi < ilo) ihi = ilo = std::min(ilo, Wj);
-        for (int64_t i = 0; i < Wj; ++i) acc[i] = T(0);
-        int ntap = 0;
-        for (const Tap& ty : ph.ty) {
-          const int64_t iy = j + ty.off;
-          if (iy < 0 || iy >= p.H) continue;
-          const T* xr = xp + iy * p.W;
-          for (const Tap& tx : ph.tx) {
-            const T wv = wp[ty.k * p.kW + tx.k];
-            // borders, scalar
-            for (int64_t i = 0; i < ilo; ++i) {
-              const int64_t ix = i + tx.off;
-              if (ix >= 0 && ix < p.W) acc[i] += wv * xr[ix];
-            }
-            for (int64_t i = ihi; i < Wj; ++i) {
-              const int64_t ix = i + tx.off;
-              if (ix >= 0 && ix < p.W) acc[i] += wv * xr[ix];
-            }
-            src[ntap] = xr + ilo + tx.off;
-            wt[ntap] = wv;
-            ++ntap;
-          }
-        }
-        if (ihi > ilo && ntap > 0) ks.dw_row(acc + ilo, src, wt, ntap, ihi - ilo);
-      }
-      // write the output row once, phases interleaved
+      const T* a = accs + (oy - oy0) * nph_x * accw;
       if (nph_x == 1) {
-        for (int64_t i = 0; i < p.Wout; ++i) dst[i] = b + accs[i];
+        std::memcpy(dst, a, static_cast<size_t>(p.Wout) * sizeof(T));
       } else if (nph_x == 2) {
-        const T* a0 = accs;
-        const T* a1 = accs + accw;
         const int64_t half = p.Wout / 2;
-        for (int64_t i = 0; i < half; ++i) {
-          dst[2 * i] = b + a0[i];
-          dst[2 * i + 1] = b + a1[i];
-        }
-        if (p.Wout & 1) dst[p.Wout - 1] = b + a0[half];
+        ks.interleave2(dst, a, a + accw, half);
+        if (p.Wout & 1) dst[p.Wout - 1] = a[half];
       } else {
-        for (int64_t ox = 0; ox < p.Wout; ++ox) dst[ox] = b + accs[(ox % p.sW) * accw + ox / p.sW];
+        for (int64_t ox = 0; ox < p.Wout; ++ox) dst[ox] = a[(ox % p.sW) * accw + ox / p.sW];
       }
     }
   };

@@ -22,9 +22,14 @@ void gemm_tile(int64_t kseg, int nseg, const typename V::T* const* aseg, int64_t
   using R = typename V::reg;
   constexpr int L = V::kLanes;
   R acc[NR][MRV];
-  for (int c = 0; c < NR; ++c) {
-    const R b = V::set1(bias[c]);
-    for (int v = 0; v < MRV; ++v) acc[c][v] = b;
+  if (bias) {
+    for (int c = 0; c < NR; ++c) {
+      const R b = V::set1(bias[c]);
+      for (int v = 0; v < MRV; ++v) acc[c][v] = b;
+    }
+  } else {  // continue a reduction whose partial sums are in C
+    for (int c = 0; c < NR; ++c)
+      for (int v = 0; v < MRV; ++v) acc[c][v] = V::load(C + c * ldc + v * L);
   }
   for (int s = 0; s < nseg; ++s) {
     const typename V::T* b = B + boff[s];
@@ -44,28 +49,62 @@ void gemm_tile(int64_t kseg, int nseg, const typename V::T* const* aseg, int64_t
     for (int v = 0; v < MRV; ++v) V::store(C + c * ldc + v * L, acc[c][v]);
 }
 
-// Depthwise row: acc[i] += sum_t w[t] * src[t][i]; the compiler vectorises the i loop.
+// Depthwise plane, portable: acc[r*ldacc + i] = init + sum_t w[t] * in[r*ldin + toff[t] + i] for r < nrows,
+// i < len; the compiler vectorises the i loops.
 template <class T>
-void dw_row(T* __restrict acc, const T* const* src, const T* w, int ntaps, int64_t len) {
-  int t = 0;
-  for (; t + 4 <= ntaps; t += 4) {
-    const T* __restrict s0 = src[t];
-    const T* __restrict s1 = src[t + 1];
-    const T* __restrict s2 = src[t + 2];
-    const T* __restrict s3 = src[t + 3];
-    const T w0 = w[t], w1 = w[t + 1], w2 = w[t + 2], w3 = w[t + 3];
-    for (int64_t i = 0; i < len; ++i) acc[i] += w0 * s0[i] + w1 * s1[i] + w2 * s2[i] + w3 * s3[i];
+void dw_plane(T* acc, int64_t ldacc, const T* in, int64_t ldin, const int64_t* toff, const T* w, int ntaps,
+              int64_t nrows, int64_t len, T init) {
+  for (int64_t r = 0; r < nrows; ++r) {
+    T* __restrict a = acc + r * ldacc;
+    for (int64_t i = 0; i < len; ++i) a[i] = init;
+    for (int t = 0; t < ntaps; ++t) {
+      const T* __restrict s = in + r * ldin + toff[t];
+      const T wt = w[t];
+      for (int64_t i = 0; i < len; ++i) a[i] += wt * s[i];
+    }
   }
-  for (; t + 2 <= ntaps; t += 2) {
-    const T* __restrict s0 = src[t];
-    const T* __restrict s1 = src[t + 1];
-    const T w0 = w[t], w1 = w[t + 1];
-    for (int64_t i = 0; i < len; ++i) acc[i] += w0 * s0[i] + w1 * s1[i];
-  }
-  for (; t < ntaps; ++t) {
-    const T* __restrict s0 = src[t];
-    const T w0 = w[t];
-    for (int64_t i = 0; i < len; ++i) acc[i] += w0 * s0[i];
+}
+
+// Depthwise plane with explicit vectors: per row, pixels in blocks of four vectors held in registers with
+// the taps inside, so each register carries its own chain of FMAs and the FMA latency overlaps across the
+// block (a per-vector sum over the taps would serialise them). One call covers a whole phase plane of a
+// task, so the per-row setup (tap pointers, weights) is paid once.
+template <class V>
+void dw_plane_simd(typename V::T* acc, int64_t ldacc, const typename V::T* in, int64_t ldin, const int64_t* toff,
+                   const typename V::T* w, int ntaps, int64_t nrows, int64_t len, typename V::T init) {
+  using R = typename V::reg;
+  using T = typename V::T;
+  constexpr int L = V::kLanes;
+  const R vinit = V::set1(init);
+  for (int64_t r = 0; r < nrows; ++r) {
+    T* a = acc + r * ldacc;
+    const T* row = in + r * ldin;
+    int64_t i = 0;
+    for (; i + 4 * L <= len; i += 4 * L) {
+      R a0 = vinit, a1 = vinit, a2 = vinit, a3 = vinit;
+      for (int t = 0; t < ntaps; ++t) {
+        const T* s = row + toff[t] + i;
+        const R wt = V::set1(w[t]);
+        a0 = V::fma(V::load(s), wt, a0);
+        a1 = V::fma(V::load(s + L), wt, a1);
+        a2 = V::fma(V::load(s + 2 * L), wt, a2);
+        a3 = V::fma(V::load(s + 3 * L), wt, a3);
+      }
+      V::store(a + i, a0);
+      V::store(a + i + L, a1);
+      V::store(a + i + 2 * L, a2);
+      V::store(a + i + 3 * L, a3);
+    }
+    for (; i + L <= len; i += L) {
+      R a0 = vinit;
+      for (int t = 0; t < ntaps; ++t) a0 = V::fma(V::load(row + toff[t] + i), V::set1(w[t]), a0);
+      V::store(a + i, a0);
+    }
+    for (; i < len; ++i) {
+      T v = init;
+      for (int t = 0; t < ntaps; ++t) v += w[t] * row[toff[t] + i];
+      a[i] = v;
+    }
   }
 }
 
@@ -76,6 +115,21 @@ void add_pairs(T* __restrict d, const T* __restrict a, const T* __restrict b, in
   for (int64_t l = 0; l < n; ++l) {
     d[2 * l] += a[l];
     d[2 * l + 1] += b[l];
+  }
+}
+
+// d[2l] = a[l], portable.
+template <class T>
+void store_stride2(T* __restrict d, const T* __restrict a, int64_t n) {
+  for (int64_t l = 0; l < n; ++l) d[2 * l] = a[l];
+}
+
+// d[2l] = a[l], d[2l+1] = b[l], portable.
+template <class T>
+void interleave2(T* __restrict d, const T* __restrict a, const T* __restrict b, int64_t n) {
+  for (int64_t l = 0; l < n; ++l) {
+    d[2 * l] = a[l];
+    d[2 * l + 1] = b[l];
   }
 }
 

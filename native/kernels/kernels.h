@@ -7,9 +7,11 @@
 //   a[s]: pixel panel of segment s (one kernel tap), MR values per reduction step, lda apart: either
 //         a packed panel (lda = MR) or a window of a zero-padded input block (lda = its plane size).
 //   B: packed weight panel; kseg = input channels of the group.
-//   bias: NR values (never nullptr; the driver passes zeros when there is no bias).
-// Depthwise row kernel (no reduction over channels; vectorised over output pixels):
-//   acc[i] += sum_{t < ntaps} w[t] * src[t][i]  for i < len.
+//   bias: NR initial values (zeros when the layer has no bias), or nullptr to continue a reduction:
+//         the initial values are then C's current contents (partial sums of earlier reduction blocks;
+//         the FMAs and their order are those of one pass, so the result bits are too).
+// Depthwise plane kernel (no reduction over channels; vectorised over output pixels), for rows r < nrows:
+//   acc[r*ldacc + i] = init + sum_{t < ntaps} w[t] * in[r*ldin + toff[t] + i]  for i < len.
 #pragma once
 
 #include <cstdint>
@@ -22,11 +24,20 @@ using GemmFn = void (*)(int64_t kseg, int nseg, const T* const* a, int64_t lda, 
                         const T* bias, T* C, int64_t ldc);
 
 template <class T>
-using DwRowFn = void (*)(T* acc, const T* const* src, const T* w, int ntaps, int64_t len);
+using DwPlaneFn = void (*)(T* acc, int64_t ldacc, const T* in, int64_t ldin, const int64_t* toff, const T* w, int ntaps,
+                           int64_t nrows, int64_t len, T init);
 
 // Scatter-path col2im for stride 2: d[2l] += a[l], d[2l+1] += b[l] for l < n.
 template <class T>
 using AddPairsFn = void (*)(T* d, const T* a, const T* b, int64_t n);
+
+// Output write-out for stride 2: d[2l] = a[l] for l < n (the odd elements are left untouched).
+template <class T>
+using StoreStride2Fn = void (*)(T* d, const T* a, int64_t n);
+
+// Two phase rows interleaved into an output row: d[2l] = a[l], d[2l+1] = b[l] for l < n.
+template <class T>
+using Interleave2Fn = void (*)(T* d, const T* a, const T* b, int64_t n);
 
 template <class T>
 struct GemmVariant {
@@ -40,8 +51,10 @@ constexpr int kMaxNr = 32;  // no tile has more output channels (callers may siz
 template <class T>
 struct TypedSet {
   GemmVariant<T> gemm[kMaxVariants];  // sorted by nr ascending; unused entries have fn == nullptr
-  DwRowFn<T> dw_row = nullptr;
+  DwPlaneFn<T> dw_plane = nullptr;
   AddPairsFn<T> add_pairs = nullptr;
+  StoreStride2Fn<T> store_stride2 = nullptr;
+  Interleave2Fn<T> interleave2 = nullptr;
 };
 
 struct KernelSet {

@@ -49,15 +49,19 @@ KernelSet make() {
   k.f32.gemm[2] = variant<VF, 3, 3>();
   k.f32.gemm[3] = variant<VF, 3, 4>();
   k.f32.gemm[4] = variant<VF, 2, 6>();
-  k.f32.dw_row = &isa_avx2::simd::dw_row<float>;
+  k.f32.dw_plane = &isa_avx2::simd::dw_plane_simd<VF>;
   k.f32.add_pairs = &isa_avx2::simd::add_pairs<float>;
+  k.f32.store_stride2 = &isa_avx2::simd::store_stride2<float>;
+  k.f32.interleave2 = &isa_avx2::simd::interleave2<float>;
   k.f64.gemm[0] = variant<VD, 4, 1>();
   k.f64.gemm[1] = variant<VD, 4, 2>();
   k.f64.gemm[2] = variant<VD, 3, 3>();
   k.f64.gemm[3] = variant<VD, 3, 4>();
   k.f64.gemm[4] = variant<VD, 2, 6>();
-  k.f64.dw_row = &isa_avx2::simd::dw_row<double>;
+  k.f64.dw_plane = &isa_avx2::simd::dw_plane_simd<VD>;
   k.f64.add_pairs = &isa_avx2::simd::add_pairs<double>;
+  k.f64.store_stride2 = &isa_avx2::simd::store_stride2<double>;
+  k.f64.interleave2 = &isa_avx2::simd::interleave2<double>;
   return k;
 }
 

@@ -16,7 +16,7 @@ void gemm_tile_portable(int64_t kseg, int nseg, const T* const* aseg, int64_t ld
                         const T* bias, T* C, int64_t ldc) {
   T acc[NR][MR];
   for (int c = 0; c < NR; ++c)
-    for (int l = 0; l < MR; ++l) acc[c][l] = bias[c];
+    for (int l = 0; l < MR; ++l) acc[c][l] = bias ? bias[c] : C[c * ldc + l];  // no bias: continue C's sums
   for (int s = 0; s < nseg; ++s) {
     const T* b = B + boff[s];
     const T* A = aseg[s];
@@ -54,13 +54,17 @@ KernelSet make() {
   k.f32.gemm[0] = variant<float, 16, 1>();
   k.f32.gemm[1] = variant<float, 8, 2>();
   k.f32.gemm[2] = variant<float, 8, 4>();
-  k.f32.dw_row = &isa_portable::simd::dw_row<float>;
+  k.f32.dw_plane = &isa_portable::simd::dw_plane<float>;
   k.f32.add_pairs = &isa_portable::simd::add_pairs<float>;
+  k.f32.store_stride2 = &isa_portable::simd::store_stride2<float>;
+  k.f32.interleave2 = &isa_portable::simd::interleave2<float>;
   k.f64.gemm[0] = variant<double, 8, 1>();
   k.f64.gemm[1] = variant<double, 4, 2>();
   k.f64.gemm[2] = variant<double, 4, 4>();
-  k.f64.dw_row = &isa_portable::simd::dw_row<double>;
+  k.f64.dw_plane = &isa_portable::simd::dw_plane<double>;
   k.f64.add_pairs = &isa_portable::simd::add_pairs<double>;
+  k.f64.store_stride2 = &isa_portable::simd::store_stride2<double>;
+  k.f64.interleave2 = &isa_portable::simd::interleave2<double>;
   return k;
 }
 
