@@ -99,41 +99,20 @@ function policy(quick) {
     : { slowMs: 250, slowReps: 3, warmMs: 60, minReps: 5, minTimeMs: 300, maxTimeMs: 1500 };
 }
 
-/** Times a synchronous fn; returns { ms (median), reps, samples summary }. */
-function timeSync(fn, estMs, pol) {
-  const samples = [];
-  if (estMs > pol.slowMs) {
-    if (pol.slowReps === 0) samples.push(estMs);
-    for (let i = 0; i < pol.slowReps; i++) {
-      const t0 = nowMs();
-      fn();
-      samples.push(nowMs() - t0);
-    }
-    // A slow first call that was only a cold start (e.g. ORT's first run): time it as a fast cell after all.
-    if (pol.slowReps === 0 || Math.min(...samples) > pol.slowMs) return summarize(samples);
-    samples.length = 0;
-  }
-  const w0 = nowMs();
-  let warm = 0;
-  while (warm < 2 || nowMs() - w0 < pol.warmMs) { fn(); warm++; }
-  const start = nowMs();
-  for (;;) {
-    const t0 = nowMs();
-    fn();
-    const t1 = nowMs();
-    samples.push(t1 - t0);
-    const el = t1 - start;
-    if ((samples.length >= pol.minReps && el >= pol.minTimeMs) || el >= pol.maxTimeMs) break;
-  }
-  return summarize(samples);
-}
+// One event-loop turn between timed calls, outside the timed region, as a server has between requests:
+// that is when Node runs finalizers (the addon's pooled result buffers come back then) and settles I/O.
+const turn = () => new Promise((resolve) => setImmediate(resolve));
 
-/** Same for a function returning a promise (onnxruntime-node's session.run). */
-async function timeAsync(fn, estMs, pol) {
+/**
+ * Times fn (sync, or returning a promise: onnxruntime-node's session.run) with an event-loop turn before each
+ * call; returns { ms (median), reps, samples summary }.
+ */
+async function timeCalls(fn, estMs, pol) {
   const samples = [];
   if (estMs > pol.slowMs) {
     if (pol.slowReps === 0) samples.push(estMs);
     for (let i = 0; i < pol.slowReps; i++) {
+      await turn();
       const t0 = nowMs();
       await fn();
       samples.push(nowMs() - t0);
@@ -144,9 +123,10 @@ async function timeAsync(fn, estMs, pol) {
   }
   const w0 = nowMs();
   let warm = 0;
-  while (warm < 2 || nowMs() - w0 < pol.warmMs) { await fn(); warm++; }
+  while (warm < 2 || nowMs() - w0 < pol.warmMs) { await turn(); await fn(); warm++; }
   const start = nowMs();
   for (;;) {
+    await turn();
     const t0 = nowMs();
     await fn();
     const t1 = nowMs();
@@ -192,4 +172,4 @@ function foreignLoad(a, b, ncpu) {
   return Math.max(0, busyCpus - ownCpus);
 }
 
-module.exports = { cpuSnapshot, foreignLoad, outSize, describe, makeData, relErr, median, nowMs, policy, timeSync, timeAsync, geomean, rng };
+module.exports = { cpuSnapshot, foreignLoad, outSize, describe, makeData, relErr, median, nowMs, policy, timeCalls, geomean, rng };

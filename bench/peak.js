@@ -1,13 +1,13 @@
 'use strict';
 // The machine's FMA peak (GFLOP/s), measured by the core test binary (`convt_core_test --fma-peak`, built
-// through scripts/run-core-tests.js), falling back to anchors.md's figures.
+// through scripts/run-core-tests.js); anchors.md's figures only where nothing was measured.
 
 const path = require('path');
 const { spawnSync } = require('child_process');
 const { PEAK } = require('./anchors');
 
 const root = path.resolve(__dirname, '..');
-const PLAUSIBLE = 0.75; // a measured peak below this fraction of anchors.md's is not trusted
+const PLAUSIBLE = 0.75; // below this fraction of anchors.md's peak, the run notes that the host is slower
 
 /** Builds (if needed) the core test binary in a child process, so its CMake output can be kept quiet. */
 function buildCoreTest() {
@@ -58,28 +58,23 @@ function machinePeak(isa, log) {
   }
   const out = { source: measured ? 'measured (convt_core_test --fma-peak)' : `anchors.md (${family})`, fp32: {}, fp64: {}, notes };
   if (measured) out.measured = measured;
-  // A measurement far below anchors.md's is a busy machine (or a peak loop not using the ISA): keep it in the
-  // JSON, but take % of peak against the anchors figure rather than flatter every cell.
-  let implausible = false;
+  // The peak of this run is the denominator (this VM's speed drifts between hosts and days: anchors.md's
+  // figures came from a faster one); anchors.md only fills in what was not measured.
   for (const prec of ['fp32', 'fp64']) {
     for (const t of [1, 2]) {
       const v = measured && measured[prec][t];
-      if (v > 0 && v >= PLAUSIBLE * fallback[prec][t]) out[prec][t] = v;
+      if (v > 0) out[prec][t] = v;
       else {
         out[prec][t] = fallback[prec][t];
-        if (v > 0) implausible = true;
-        else if (measured) notes.push(`${prec} T${t} not measured: anchors.md figure used`);
+        if (measured) notes.push(`${prec} T${t} not measured: anchors.md figure used`);
       }
     }
   }
-  if (implausible) {
-    const m = measured;
-    notes.push(`measured peak (fp32 ${m.fp32[1]}/${m.fp32[2]}, fp64 ${m.fp64[1]}/${m.fp64[2]} GFLOP/s at T1/T2) is below ` +
-      `${PLAUSIBLE * 100}% of anchors.md's ${family} figures (machine busy?): anchors.md figures used where so`);
-    out.source = 'anchors.md where the measurement was implausibly low (see notes)';
+  if (measured && measured.fp32[1] > 0 && measured.fp32[1] < PLAUSIBLE * fallback.fp32[1]) {
+    notes.push(`measured fp32 peak ${measured.fp32[1]}/${measured.fp32[2]} GFLOP/s (T1/T2) is below ${PLAUSIBLE * 100}% of ` +
+      `anchors.md's ${fallback.fp32[1]}/${fallback.fp32[2]}: this host is slower (or busy); compare with the peers through ORT`);
   }
   if (!measured) notes.push(`using anchors.md peaks${family === 'avx512' ? '' : ' (AVX2 row)'}; fp64 = half of fp32 (assumed)`);
-  else if (implausible) notes.push('anchors.md has no fp64 peak: half of fp32 assumed');
   return out;
 }
 

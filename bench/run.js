@@ -170,7 +170,7 @@ async function main() {
     results.push(r);
   }
 
-  const fp64 = nativeOk && opt.fp64 ? benchFp64(shapes, { pkg, pol, peak, log }) : [];
+  const fp64 = nativeOk && opt.fp64 ? await benchFp64(shapes, { pkg, pol, peak, log }) : [];
   const otherLoad = C.foreignLoad(snapStart, C.cpuSnapshot(), os.cpus().length);
   machine.otherLoadCpus = +otherLoad.toFixed(2);
   const memory = nativeOk && opt.mem ? benchMemory(shapes, log) : [];
@@ -250,7 +250,7 @@ async function benchShape(s, ctx) {
     return { err, mismatch: !(err <= ERR_TOL) };
   };
 
-  const runSync = (key, threads, fn, extra = {}) => {
+  const runSync = async (key, threads, fn, extra = {}) => {
     try {
       const a = C.nowMs();
       const y0 = fn();
@@ -263,7 +263,7 @@ async function benchShape(s, ctx) {
         cells[key] = { skipped: true, err: chk.err, note: 'output differs from reference: not timed' };
         return;
       }
-      const t = C.timeSync(fn, est, pol);
+      const t = await C.timeCalls(fn, est, pol);
       cells[key] = cell(t.ms, threads, { ...t, err: chk.err, mismatch: chk.mismatch, ...(extra.fields || {}) });
     } catch (e) {
       cells[key] = { error: e.message.split('\n')[0] };
@@ -273,15 +273,15 @@ async function benchShape(s, ctx) {
 
   if (nativeOk) {
     const nat = (threads) => () => pkg.convTranspose2d(input, weight, { ...convOpts, backend: 'native', threads }).data;
-    runSync('nativeT1', 1, nat(1));
-    runSync('nativeT2', 2, nat(2));
+    await runSync('nativeT1', 1, nat(1));
+    await runSync('nativeT2', 2, nat(2));
     const out = { data: new Float32Array(sh.outputLength), shape: sh.outputShape };
     out.data.fill(0); // touch the pages once, outside the timing
     const natOut = (threads) => () => pkg.convTranspose2d(input, weight, { ...convOpts, backend: 'native', threads, out }).data;
-    runSync('nativeT2out', 2, natOut(2), { fields: { mode: 'out' } });
+    await runSync('nativeT2out', 2, natOut(2), { fields: { mode: 'out' } });
   }
   if (tsOk) {
-    runSync('ts', 1, () => pkg.convTranspose2d(input, weight, { ...convOpts, backend: 'js' }).data);
+    await runSync('ts', 1, () => pkg.convTranspose2d(input, weight, { ...convOpts, backend: 'js' }).data);
   }
   if (tfjs) {
     const why = tfjs.unsupported(sh);
@@ -290,7 +290,7 @@ async function benchShape(s, ctx) {
       let p = null;
       try {
         p = tfjs.prepare(sh, data);
-        runSync('tfjs', 1, () => p.run(), { skipOnMismatch: true, view: (v) => p.toNCHW(v) }); // run() gives NHWC
+        await runSync('tfjs', 1, () => p.run(), { skipOnMismatch: true, view: (v) => p.toNCHW(v) }); // run() gives NHWC
       } catch (e) {
         cells.tfjs = { error: e.message.split('\n')[0] };
       } finally {
@@ -310,7 +310,7 @@ async function benchShape(s, ctx) {
         if (!ref) { ref = Float64Array.from(y); refName = key; }
         const chk = check(key, y);
         if (chk.mismatch) shapeNotes.push(`${key}: err ${fmtErr(chk.err)} vs ${refName} exceeds ${ERR_TOL}`);
-        const t = await C.timeAsync(() => p.run(), est, pol);
+        const t = await C.timeCalls(() => p.run(), est, pol);
         cells[key] = cell(t.ms, threads, { ...t, err: chk.err, mismatch: chk.mismatch });
       } catch (e) {
         cells[key] = { error: e.message.split('\n')[0] };
@@ -369,7 +369,7 @@ async function benchShape(s, ctx) {
 }
 
 /** Float64: native T1/T2 against the float64 peak on the compute-bound shapes. */
-function benchFp64(shapes, { pkg, pol, peak, log }) {
+async function benchFp64(shapes, { pkg, pol, peak, log }) {
   const out = [];
   const picked = shapes.filter((s) => FP64_SHAPES.includes(s.id));
   if (!picked.length) return out;
@@ -391,7 +391,7 @@ function benchFp64(shapes, { pkg, pol, peak, log }) {
         const a = C.nowMs();
         fn();
         const est = C.nowMs() - a;
-        const t = C.timeSync(fn, est, pol);
+        const t = await C.timeCalls(fn, est, pol);
         const gflops = sh.flop / (t.ms * 1e6);
         row[`T${threads}`] = { ms: t.ms, reps: t.reps, gflops, pctPeak: (100 * gflops) / peak.fp64[threads] };
       } catch (e) {
