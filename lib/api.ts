@@ -44,8 +44,8 @@ function nativeUnavailable(reason: string): ConvTransposeError {
 const envBackend = process.env.CONV_TRANSPOSE_BACKEND;
 const envNativeRequired = process.env.CONV_TRANSPOSE_NATIVE === 'required';
 
-/** The one place that decides which backend runs a call. */
-function chooseBackend(choice: BackendChoice | undefined): 'native' | 'js' {
+/** The one place that decides which backend runs a call (the CLI asks it too, to say what ran). */
+export function chooseBackend(choice: BackendChoice | undefined): 'native' | 'js' {
   const requested = choice ?? 'auto';
   if (!BACKEND_NAMES.includes(requested)) {
     fail(ErrorCodes.BACKEND, `backend must be 'auto', 'native' or 'js', but got ${JSON.stringify(requested)}`);

@@ -8,7 +8,7 @@ import { spawn } from 'node:child_process';
 import { performance } from 'node:perf_hooks';
 import * as cliProgress from 'cli-progress';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
-import { convTranspose2d, getBackend, type BackendInfo } from './api';
+import { chooseBackend, convTranspose2d, getBackend, type BackendInfo } from './api';
 import { nativeBinding } from './backend-native';
 import { ConvTransposeError } from './errors';
 import { readNpyFile, writeNpyFile } from './npy';
@@ -79,13 +79,6 @@ function describeBackend(used: 'native' | 'js', threads: number | undefined, inf
   return `native backend, ${isa}, ${threads ?? info.threads} thread${(threads ?? info.threads) === 1 ? '' : 's'}`;
 }
 
-/** Which backend a call with this choice runs on (the library throws for an unusable forced native backend). */
-function backendUsed(choice: BackendChoice | undefined): 'native' | 'js' {
-  if (choice === 'js') return 'js';
-  if (choice === 'native') return 'native';
-  return getBackend().name;
-}
-
 function fmtMs(ms: number): string {
   return ms >= 100 ? `${ms.toFixed(0)} ms` : ms >= 1 ? `${ms.toFixed(1)} ms` : `${ms.toFixed(3)} ms`;
 }
@@ -136,7 +129,7 @@ function runCommand(o: RunOptions): void {
     ...(bias ? [`bias    ${o.bias}  ${dtypeOf(bias)} ${fmtShape(bias.shape)}`] : []),
     `options ${given.length ? given.join(', ') : '(PyTorch defaults)'}`,
     `output  ${o.out}  ${dtypeOf(y)} ${fmtShape(y.shape)}  computed in ${fmtMs(ms)} on the ${describeBackend(
-      backendUsed(options.backend),
+      chooseBackend(options.backend),
       typeof options.threads === 'number' ? options.threads : undefined,
       getBackend(),
     )}`,
@@ -263,7 +256,7 @@ function upsampleCommand(input: string | undefined, o: UpsampleCliOptions): void
       `layer   ConvTranspose2d(${image.channels}, ${image.channels}, kernel_size=${g.kernelSize}, stride=${g.stride}, ` +
       `padding=${g.padding}, groups=${image.channels}, bias=False), bilinear-initialised weights, ${o.edges} edges\n` +
       `wrote   ${o.out}: ${big.width}x${big.height} ${kind} (x${o.scale}) in ${fmtMs(ms)} on the ` +
-      `${describeBackend(backendUsed(o.backend as BackendChoice | undefined), typeof o.threads === 'number' ? o.threads : undefined, getBackend())}\n`,
+      `${describeBackend(chooseBackend(o.backend as BackendChoice | undefined), typeof o.threads === 'number' ? o.threads : undefined, getBackend())}\n`,
   );
 }
 
