@@ -42,6 +42,8 @@ const MR1 = 8;
 const CHUNK_BUDGET = 1 << 15;
 /** Input channels per group from which the input is copied channels-innermost (below: planar). */
 const CHANNELS_LAST_MIN = 4;
+/** Output channels per group from which pixels are copied into panels shared by the channel blocks. */
+const PANEL_MIN_CHANNELS = 2 * NR;
 /** Most pixels per chunk (the size of the pixel-offset lists). */
 const MAX_CHUNK = 512;
 /** Largest offset the Int32 tables can hold; bigger tensors take the plain loop of {@link convTranspose2dSimple}. */
@@ -116,14 +118,33 @@ function axisPhase(p: number, s: number, pad: number, d: number, k: number, inLe
   };
 }
 
-/** Grow-only scratch shared by calls (the kernel is synchronous, so one set suffices). */
-let scratchX = new Float64Array(0);
-let scratchW = new Float64Array(1024);
-let scratchA = new Float64Array(1024);
+/**
+ * Grow-only scratch shared by calls (the kernel is synchronous, so one set suffices). One Float64Array holds
+ * the input copy, the packed weights and the pixel panels: V8 checks the map and reloads the base pointer of
+ * every typed array the inner loop reads on each iteration, so reading one array instead of two is about 9 %
+ * faster on the micro-kernel.
+ */
+let heap = new Float64Array(0);
 let scratchXTap = new Int32Array(64);
 let scratchWTap = new Int32Array(64);
 const scratchXBase = new Int32Array(MAX_CHUNK);
 const scratchOBase = new Int32Array(MAX_CHUNK);
+
+/** The heap with room for at least `size` doubles. */
+function heapOf(size: number): Float64Array {
+  if (heap.length < size) heap = new Float64Array(size);
+  return heap;
+}
+
+/** Where the parts of one call live in {@link heap}, and how its output channels are computed. */
+interface Layout {
+  /** Offset of the packed weights of the current phase and group (the input copy is at 0). */
+  readonly w0: number;
+  /** Offset of the pixel panels. */
+  readonly a0: number;
+  /** Pixel panels (a GEMM's packed A) shared by several channel blocks, or the input copy read directly. */
+  readonly panels: boolean;
+}
 
 /**
  * Computes the 2-D transposed convolution of DESIGN.md §3 into `out`.
@@ -144,25 +165,35 @@ export function convTranspose2dJs(plan: Plan, x: FloatArray, w: FloatArray, bias
   }
   const { kH, kW, sH, sW, pH, pW, dH, dW, groups, cinPerGroup, coutPerGroup } = plan;
   const HoWo = Hout * Wout;
-  const phasesY = Math.min(sH, Hout);
-  const phasesX = Math.min(sW, Wout);
   const b = plan.hasBias ? bias : null;
+  const axesY: AxisPhase[] = [];
+  const axesX: AxisPhase[] = [];
+  for (let py = 0; py < Math.min(sH, Hout); py++) axesY.push(axisPhase(py, sH, pH, dH, kH, H, Hout));
+  for (let px = 0; px < Math.min(sW, Wout); px++) axesX.push(axisPhase(px, sW, pW, dW, kW, W, Wout));
   // Channels innermost makes the reduction over input channels contiguous; with few channels per group
   // (depthwise) the planar layout keeps neighbouring pixels in one cache line instead.
   const chLast = cinPerGroup >= CHANNELS_LAST_MIN;
   const HW = H * W;
   const cstep = chLast ? 1 : HW;
-  const xc = copyInput(x, N, Cin, HW, chLast);
+  const maxK = cinPerGroup * maxTaps(axesY) * maxTaps(axesX);
+  const panels = coutPerGroup >= PANEL_MIN_CHANNELS;
+  const xSize = N * Cin * HW;
+  const wSize = maxK * (coutPerGroup >= NR ? Math.ceil(coutPerGroup / NR) * NR : coutPerGroup);
+  // A chunk's panel holds at most max(CHUNK_BUDGET, MR1 * K) terms (chunkPixels), plus one padded block.
+  const aSize = panels ? Math.max(CHUNK_BUDGET, MR1 * maxK) + MR * maxK : 0;
+  const h = heapOf(xSize + wSize + aSize);
+  const layout: Layout = { w0: xSize, a0: xSize + wSize, panels };
+  copyInput(h, x, N, Cin, HW, chLast);
 
-  for (let py = 0; py < phasesY; py++) {
-    const ay = axisPhase(py, sH, pH, dH, kH, H, Hout);
-    for (let px = 0; px < phasesX; px++) {
-      const ax = axisPhase(px, sW, pW, dW, kW, W, Wout);
+  for (let py = 0; py < axesY.length; py++) {
+    const ay = axesY[py] as AxisPhase;
+    for (let px = 0; px < axesX.length; px++) {
+      const ax = axesX[px] as AxisPhase;
       const ntx = ax.tap.length;
       // Rows of one channel block in the packed weights: every (tap, ci) of the phase.
       const KF = cinPerGroup * ay.tap.length * ntx;
       for (let g = 0; g < groups; g++) {
-        const wp = packWeights(w, g, cinPerGroup, coutPerGroup, kH, kW, ay.tap, ax.tap, KF);
+        packWeights(h, layout.w0, w, g, cinPerGroup, coutPerGroup, kH, kW, ay.tap, ax.tap, KF);
         const xg = g * cinPerGroup;
         const og = g * coutPerGroup * HoWo;
         const cog = g * coutPerGroup;
@@ -219,7 +250,7 @@ export function convTranspose2dJs(plan: Plan, x: FloatArray, w: FloatArray, bias
                   }
                 }
               }
-              computeChunk(xc, wp, b, out, xTap, wTap, T, cinPerGroup, cstep, scratchXBase, scratchOBase, np, KF, HoWo, cog, coutPerGroup);
+              computeChunk(h, layout, b, out, xTap, wTap, T, cinPerGroup, cstep, scratchXBase, scratchOBase, np, KF, HoWo, cog, coutPerGroup);
               done += np;
             }
           }
@@ -229,6 +260,13 @@ export function convTranspose2dJs(plan: Plan, x: FloatArray, w: FloatArray, bias
   }
 }
 
+/** The most taps any phase of one axis has. */
+function maxTaps(axes: readonly AxisPhase[]): number {
+  let m = 0;
+  for (const a of axes) m = Math.max(m, a.tap.length);
+  return m;
+}
+
 /** Pixels per chunk for a reduction of `k` terms: the chunk's input stays in L2 while each channel block sweeps it. */
 function chunkPixels(k: number): number {
   const p = Math.floor(CHUNK_BUDGET / Math.max(k, 1) / MR1) * MR1;
@@ -236,35 +274,34 @@ function chunkPixels(k: number): number {
 }
 
 /**
- * The input as float64 in the grow-only scratch, so every hot load is from one array type: channels
+ * Copies the input as float64 to the start of the heap, so every hot load is from one array: channels
  * innermost (`(N, H, W, Cin)`) when `chLast`, else in its own `(N, Cin, H, W)` order.
  */
-function copyInput(x: FloatArray, N: number, Cin: number, HW: number, chLast: boolean): Float64Array {
+function copyInput(h: Float64Array, x: FloatArray, N: number, Cin: number, HW: number, chLast: boolean): void {
   const size = N * Cin * HW;
-  if (scratchX.length < size) scratchX = new Float64Array(size);
-  const xc = scratchX;
   if (!chLast) {
-    for (let i = 0; i < size; i++) xc[i] = x[i] as number;
-    return xc;
+    for (let i = 0; i < size; i++) h[i] = x[i] as number;
+    return;
   }
   for (let n = 0; n < N; n++) {
     const base = n * Cin * HW;
     for (let ci = 0; ci < Cin; ci++) {
       const src = base + ci * HW;
       let d = base + ci;
-      for (let i = 0; i < HW; i++, d += Cin) xc[d] = x[src + i] as number;
+      for (let i = 0; i < HW; i++, d += Cin) h[d] = x[src + i] as number;
     }
   }
-  return xc;
 }
 
 /**
- * Packs the weights of group `g` for one phase (taps `tapY` × `tapX`) into the grow-only scratch,
- * row `(ty*ntx + tx)*cinPerGroup + ci` (input channel innermost, as in the input panels). With at least
+ * Packs the weights of group `g` for one phase (taps `tapY` × `tapX`) into the heap from `w0`,
+ * row `(ty*ntx + tx)*cinPerGroup + ci` (input channel innermost, as in the input). With at least
  * {@link NR} channels: blocks of NR interleaved channels, the last one padded with zero channels that
- * are computed but never stored; with fewer: one block per channel. Block `co` (first channel) starts at `co*KF`.
+ * are computed but never stored; with fewer: one block per channel. Block `co` (first channel) starts at `w0 + co*KF`.
  */
 function packWeights(
+  h: Float64Array,
+  w0: number,
   w: FloatArray,
   g: number,
   cinPerGroup: number,
@@ -274,11 +311,8 @@ function packWeights(
   tapY: Int32Array,
   tapX: Int32Array,
   KF: number,
-): Float64Array {
+): void {
   const blocked = cpg >= NR;
-  const size = KF * (blocked ? Math.ceil(cpg / NR) * NR : cpg);
-  if (scratchW.length < size) scratchW = new Float64Array(size);
-  const wp = scratchW;
   const nty = tapY.length;
   const ntx = tapX.length;
   const kk = kH * kW;
@@ -290,27 +324,27 @@ function packWeights(
         const src = wci + (tapY[ty] as number) * kW + (tapX[tx] as number);
         if (blocked) {
           for (let co = 0; co < cpg; co += NR) {
-            const d = co * KF + row * NR;
-            for (let j = 0; j < NR; j++) wp[d + j] = co + j < cpg ? (w[src + (co + j) * kk] as number) : 0;
+            const d = w0 + co * KF + row * NR;
+            for (let j = 0; j < NR; j++) h[d + j] = co + j < cpg ? (w[src + (co + j) * kk] as number) : 0;
           }
         } else {
-          for (let co = 0; co < cpg; co++) wp[co * KF + row] = w[src + co * kk] as number;
+          for (let co = 0; co < cpg; co++) h[w0 + co * KF + row] = w[src + co * kk] as number;
         }
       }
     }
   }
-  return wp;
 }
 
 /**
- * All output channels of one group for `np` listed pixels that share one tap list. With at least
- * {@link NR} channels the pixels are first copied into {@link MR}-wide panels (a GEMM's packed A), then
- * channel blocks of NR outer (their packed weights stay in cache over the chunk), pixel blocks inner.
- * Groups of one or two channels skip the copy, which would cost as much as their arithmetic.
+ * All output channels of one group for `np` listed pixels that share one tap list. Groups with at least
+ * {@link PANEL_MIN_CHANNELS} channels first copy the pixels into {@link MR}-wide panels (a GEMM's packed A)
+ * that every channel block then reads as one stream; smaller groups read the input copy directly (a panel
+ * would cost as much as their arithmetic): NR channels at a time from NR channels up, else one.
+ * Each way has its own function, so V8 optimises each loop nest for the micro-kernel it calls.
  */
 function computeChunk(
-  xc: Float64Array,
-  wp: Float64Array,
+  h: Float64Array,
+  layout: Layout,
   bias: FloatArray | null,
   out: FloatArray,
   xTap: Int32Array,
@@ -326,76 +360,147 @@ function computeChunk(
   cog: number,
   cpg: number,
 ): void {
-  if (cpg >= NR) {
-    const K = T * cin;
-    const a = packPixels(xc, xTap, T, cin, cstep, xb, np);
-    for (let co = 0; co < cpg; co += NR) {
-      const wb = co * KF;
-      const oc = co * HoWo;
-      const nc = Math.min(NR, cpg - co);
-      const b0 = bias === null ? 0 : (bias[cog + co] as number);
-      const b1 = bias === null || nc < 2 ? 0 : (bias[cog + co + 1] as number);
-      const b2 = bias === null || nc < 3 ? 0 : (bias[cog + co + 2] as number);
-      for (let p = 0; p < np; p += MR) {
-        tile4x3(a, wp, out, wTap, T, cin, p * K, wb, ob, p, Math.min(MR, np - p), nc, oc, HoWo, b0, b1, b2);
-      }
-    }
-    return;
-  }
-  for (let co = 0; co < cpg; co++) {
-    const wb = co * KF;
-    const oc = co * HoWo;
-    const b0 = bias === null ? 0 : (bias[cog + co] as number);
-    let p = 0;
-    for (; p + MR1 <= np; p += MR1) {
-      tile8x1(xc, wp, out, xTap, wTap, T, cin, cstep, xb, ob, p, wb, oc, b0);
-    }
-    for (; p < np; p++) {
-      tile1x1(xc, wp, out, xTap, wTap, T, cin, cstep, xb[p] as number, (ob[p] as number) + oc, wb, b0);
+  if (layout.panels) {
+    packPixels(h, layout.a0, xTap, T, cin, cstep, xb, np);
+    chunkFromPanels(h, layout, bias, out, wTap, T, cin, ob, np, KF, HoWo, cog, cpg);
+  } else if (cpg >= NR) chunkDirect(h, layout, bias, out, xTap, wTap, T, cin, cstep, xb, ob, np, KF, HoWo, cog, cpg);
+  else chunkSingleChannels(h, layout, bias, out, xTap, wTap, T, cin, cstep, xb, ob, np, KF, HoWo, cog, cpg);
+}
+
+/** Bias of channel `co` of the group starting at `cog`, 0 past the group's `cpg` channels or without bias. */
+function biasAt(bias: FloatArray | null, cog: number, co: number, cpg: number): number {
+  return bias === null || co >= cpg ? 0 : (bias[cog + co] as number);
+}
+
+/** {@link computeChunk} from the chunk's panels: channel blocks outer (their weights stay in cache), panels inner. */
+function chunkFromPanels(
+  h: Float64Array,
+  layout: Layout,
+  bias: FloatArray | null,
+  out: FloatArray,
+  wTap: Int32Array,
+  T: number,
+  cin: number,
+  ob: Int32Array,
+  np: number,
+  KF: number,
+  HoWo: number,
+  cog: number,
+  cpg: number,
+): void {
+  const K = T * cin;
+  for (let co = 0; co < cpg; co += NR) {
+    const wb = layout.w0 + co * KF;
+    const nc = Math.min(NR, cpg - co);
+    const b0 = biasAt(bias, cog, co, cpg);
+    const b1 = biasAt(bias, cog, co + 1, cpg);
+    const b2 = biasAt(bias, cog, co + 2, cpg);
+    for (let p = 0; p < np; p += MR) {
+      tile4x3(h, out, wTap, T, cin, layout.a0 + p * K, wb, ob, p, Math.min(MR, np - p), nc, co * HoWo, HoWo, b0, b1, b2);
     }
   }
 }
 
+/** {@link computeChunk} for groups of a few channels, NR at a time, reading the input copy. */
+function chunkDirect(
+  h: Float64Array,
+  layout: Layout,
+  bias: FloatArray | null,
+  out: FloatArray,
+  xTap: Int32Array,
+  wTap: Int32Array,
+  T: number,
+  cin: number,
+  cstep: number,
+  xb: Int32Array,
+  ob: Int32Array,
+  np: number,
+  KF: number,
+  HoWo: number,
+  cog: number,
+  cpg: number,
+): void {
+  for (let co = 0; co < cpg; co += NR) {
+    const wb = layout.w0 + co * KF;
+    const oc = co * HoWo;
+    const nc = Math.min(NR, cpg - co);
+    const b0 = biasAt(bias, cog, co, cpg);
+    const b1 = biasAt(bias, cog, co + 1, cpg);
+    const b2 = biasAt(bias, cog, co + 2, cpg);
+    let p = 0;
+    for (; p + MR <= np; p += MR) tile4x3Direct(h, out, xTap, wTap, T, cin, cstep, xb, wb, ob, p, nc, oc, HoWo, b0, b1, b2);
+    for (; p < np; p++) {
+      for (let j = 0; j < nc; j++) {
+        tile1x1(h, out, xTap, wTap, T, cin, cstep, NR, xb[p] as number, (ob[p] as number) + oc + j * HoWo, wb + j, biasAt(bias, cog, co + j, cpg));
+      }
+    }
+  }
+}
+
+/** {@link computeChunk} for groups of one or two channels, one at a time, reading the input copy. */
+function chunkSingleChannels(
+  h: Float64Array,
+  layout: Layout,
+  bias: FloatArray | null,
+  out: FloatArray,
+  xTap: Int32Array,
+  wTap: Int32Array,
+  T: number,
+  cin: number,
+  cstep: number,
+  xb: Int32Array,
+  ob: Int32Array,
+  np: number,
+  KF: number,
+  HoWo: number,
+  cog: number,
+  cpg: number,
+): void {
+  for (let co = 0; co < cpg; co++) {
+    const wb = layout.w0 + co * KF;
+    const oc = co * HoWo;
+    const b0 = biasAt(bias, cog, co, cpg);
+    let p = 0;
+    for (; p + MR1 <= np; p += MR1) tile8x1(h, out, xTap, wTap, T, cin, cstep, xb, ob, p, wb, oc, b0);
+    for (; p < np; p++) tile1x1(h, out, xTap, wTap, T, cin, cstep, 1, xb[p] as number, (ob[p] as number) + oc, wb, b0);
+  }
+}
+
 /**
- * Copies the chunk's input terms into panels of {@link MR} pixels, `[block][tap][ci][pixel]`, so the
+ * Copies the chunk's input terms into panels of {@link MR} pixels from `a0`, `[block][tap][ci][pixel]`, so the
  * micro-kernel reads one contiguous stream; the last block is padded with zero pixels (never stored).
  */
-function packPixels(xc: Float64Array, xTap: Int32Array, T: number, cin: number, cstep: number, xb: Int32Array, np: number): Float64Array {
+function packPixels(h: Float64Array, a0: number, xTap: Int32Array, T: number, cin: number, cstep: number, xb: Int32Array, np: number): void {
   const K = T * cin;
-  const size = Math.ceil(np / MR) * MR * K;
-  if (scratchA.length < size) scratchA = new Float64Array(size);
-  const a = scratchA;
   for (let p = 0; p < np; p += MR) {
-    const base = p * K;
+    const base = a0 + p * K;
     for (let pp = 0; pp < MR; pp++) {
       let d = base + pp;
       if (p + pp >= np) {
-        for (let k = 0; k < K; k++, d += MR) a[d] = 0;
+        for (let k = 0; k < K; k++, d += MR) h[d] = 0;
         continue;
       }
       const x0 = xb[p + pp] as number;
       for (let t = 0; t < T; t++) {
         const s = x0 + (xTap[t] as number);
-        for (let ci = 0, o = s; ci < cin; ci++, o += cstep, d += MR) a[d] = xc[o] as number;
+        for (let ci = 0, o = s; ci < cin; ci++, o += cstep, d += MR) h[d] = h[o] as number;
       }
     }
   }
-  return a;
 }
 
-/** The accumulators of a partial tile, stored by {@link storePartial}. */
+/** The accumulators of a partial tile, stored by {@link storeTile}. */
 const tileAcc = new Float64Array(MR * NR);
 
 /**
  * Micro-kernel: 4 pixels × 3 channels, 12 float64 accumulators over the whole reduction, then bias and
- * one store each. `a` holds the pixels' panel from `ai` (4 values per term); `wp` the channel block from
- * `wb`, 3 values per term, its rows per tap listed in `wTap`. `pn` pixels and `nc` channels are real.
+ * one store each. The pixels' panel starts at `ai` (4 values per term); the channel block at `wb`, 3 values
+ * per term, its rows per tap listed in `wTap`. `pn` pixels and `nc` channels are real.
  * The three weights are loaded first and each input value feeds three accumulators at once, which keeps
  * the live values (12 + 3 + 1 + a product) nearest the 15 allocatable XMM registers.
  */
 function tile4x3(
-  a: Float64Array,
-  wp: Float64Array,
+  h: Float64Array,
   out: FloatArray,
   wTap: Int32Array,
   T: number,
@@ -421,67 +526,139 @@ function tile4x3(
     let j = wb + NR * (wTap[t] as number);
     const end = j + NR * cin;
     for (; j < end; j += NR, i += MR) {
-      const v0 = wp[j] as number;
-      const v1 = wp[j + 1] as number;
-      const v2 = wp[j + 2] as number;
-      let x = a[i] as number;
+      const v0 = h[j] as number;
+      const v1 = h[j + 1] as number;
+      const v2 = h[j + 2] as number;
+      let x = h[i] as number;
       c00 += x * v0;
       c01 += x * v1;
       c02 += x * v2;
-      x = a[i + 1] as number;
+      x = h[i + 1] as number;
       c10 += x * v0;
       c11 += x * v1;
       c12 += x * v2;
-      x = a[i + 2] as number;
+      x = h[i + 2] as number;
       c20 += x * v0;
       c21 += x * v1;
       c22 += x * v2;
-      x = a[i + 3] as number;
+      x = h[i + 3] as number;
       c30 += x * v0;
       c31 += x * v1;
       c32 += x * v2;
     }
   }
+  storeTile(out, ob, p, pn, nc, oc, HoWo, c00 + b0, c01 + b1, c02 + b2, c10 + b0, c11 + b1, c12 + b2, c20 + b0, c21 + b1, c22 + b2, c30 + b0, c31 + b1, c32 + b2);
+}
+
+/**
+ * The 4 × 3 micro-kernel reading the input copy directly (groups with too few channels for a panel to pay):
+ * pixel `p + i` at `xb[p + i]`, consecutive input channels `cstep` apart. All 4 pixels are real.
+ */
+function tile4x3Direct(
+  h: Float64Array,
+  out: FloatArray,
+  xTap: Int32Array,
+  wTap: Int32Array,
+  T: number,
+  cin: number,
+  cstep: number,
+  xb: Int32Array,
+  wb: number,
+  ob: Int32Array,
+  p: number,
+  nc: number,
+  oc: number,
+  HoWo: number,
+  b0: number,
+  b1: number,
+  b2: number,
+): void {
+  const x0 = xb[p] as number;
+  const x1 = xb[p + 1] as number;
+  const x2 = xb[p + 2] as number;
+  const x3 = xb[p + 3] as number;
+  let c00 = 0, c01 = 0, c02 = 0;
+  let c10 = 0, c11 = 0, c12 = 0;
+  let c20 = 0, c21 = 0, c22 = 0;
+  let c30 = 0, c31 = 0, c32 = 0;
+  for (let t = 0; t < T; t++) {
+    const xo = xTap[t] as number;
+    let j = wb + NR * (wTap[t] as number);
+    const end = j + NR * cin;
+    for (let o = xo; j < end; j += NR, o += cstep) {
+      const v0 = h[j] as number;
+      const v1 = h[j + 1] as number;
+      const v2 = h[j + 2] as number;
+      let x = h[x0 + o] as number;
+      c00 += x * v0;
+      c01 += x * v1;
+      c02 += x * v2;
+      x = h[x1 + o] as number;
+      c10 += x * v0;
+      c11 += x * v1;
+      c12 += x * v2;
+      x = h[x2 + o] as number;
+      c20 += x * v0;
+      c21 += x * v1;
+      c22 += x * v2;
+      x = h[x3 + o] as number;
+      c30 += x * v0;
+      c31 += x * v1;
+      c32 += x * v2;
+    }
+  }
+  storeTile(out, ob, p, MR, nc, oc, HoWo, c00 + b0, c01 + b1, c02 + b2, c10 + b0, c11 + b1, c12 + b2, c20 + b0, c21 + b1, c22 + b2, c30 + b0, c31 + b1, c32 + b2);
+}
+
+/** Stores a 4 × 3 tile (pixel-major values) of which the first `pn` pixels and `nc` channels are real. */
+function storeTile(
+  out: FloatArray,
+  ob: Int32Array,
+  p: number,
+  pn: number,
+  nc: number,
+  oc: number,
+  HoWo: number,
+  v00: number, v01: number, v02: number,
+  v10: number, v11: number, v12: number,
+  v20: number, v21: number, v22: number,
+  v30: number, v31: number, v32: number,
+): void {
   if (pn === MR && nc === NR) {
     let o = (ob[p] as number) + oc;
-    out[o] = c00 + b0;
-    out[o + HoWo] = c01 + b1;
-    out[o + 2 * HoWo] = c02 + b2;
+    out[o] = v00;
+    out[o + HoWo] = v01;
+    out[o + 2 * HoWo] = v02;
     o = (ob[p + 1] as number) + oc;
-    out[o] = c10 + b0;
-    out[o + HoWo] = c11 + b1;
-    out[o + 2 * HoWo] = c12 + b2;
+    out[o] = v10;
+    out[o + HoWo] = v11;
+    out[o + 2 * HoWo] = v12;
     o = (ob[p + 2] as number) + oc;
-    out[o] = c20 + b0;
-    out[o + HoWo] = c21 + b1;
-    out[o + 2 * HoWo] = c22 + b2;
+    out[o] = v20;
+    out[o + HoWo] = v21;
+    out[o + 2 * HoWo] = v22;
     o = (ob[p + 3] as number) + oc;
-    out[o] = c30 + b0;
-    out[o + HoWo] = c31 + b1;
-    out[o + 2 * HoWo] = c32 + b2;
+    out[o] = v30;
+    out[o + HoWo] = v31;
+    out[o + 2 * HoWo] = v32;
     return;
   }
   const acc = tileAcc;
-  acc[0] = c00 + b0;
-  acc[1] = c01 + b1;
-  acc[2] = c02 + b2;
-  acc[3] = c10 + b0;
-  acc[4] = c11 + b1;
-  acc[5] = c12 + b2;
-  acc[6] = c20 + b0;
-  acc[7] = c21 + b1;
-  acc[8] = c22 + b2;
-  acc[9] = c30 + b0;
-  acc[10] = c31 + b1;
-  acc[11] = c32 + b2;
-  storePartial(out, ob, p, pn, nc, oc, HoWo);
-}
-
-/** Stores the first `pn` pixels × `nc` channels of {@link tileAcc} (an edge tile). */
-function storePartial(out: FloatArray, ob: Int32Array, p: number, pn: number, nc: number, oc: number, HoWo: number): void {
+  acc[0] = v00;
+  acc[1] = v01;
+  acc[2] = v02;
+  acc[3] = v10;
+  acc[4] = v11;
+  acc[5] = v12;
+  acc[6] = v20;
+  acc[7] = v21;
+  acc[8] = v22;
+  acc[9] = v30;
+  acc[10] = v31;
+  acc[11] = v32;
   for (let i = 0; i < pn; i++) {
     const o = (ob[p + i] as number) + oc;
-    for (let j = 0; j < nc; j++) out[o + j * HoWo] = tileAcc[i * NR + j] as number;
+    for (let j = 0; j < nc; j++) out[o + j * HoWo] = acc[i * NR + j] as number;
   }
 }
 
@@ -490,8 +667,7 @@ function storePartial(out: FloatArray, ob: Int32Array, p: number, pn: number, nc
  * Reads the input copy directly (consecutive channels `cstep` apart).
  */
 function tile8x1(
-  x: Float64Array,
-  wp: Float64Array,
+  h: Float64Array,
   out: FloatArray,
   xTap: Int32Array,
   wTap: Int32Array,
@@ -526,15 +702,15 @@ function tile8x1(
     const i6 = x6 + xo;
     const i7 = x7 + xo;
     for (let ci = 0, o = 0; ci < cin; ci++, o += cstep) {
-      const v = wp[j + ci] as number;
-      c0 += (x[i0 + o] as number) * v;
-      c1 += (x[i1 + o] as number) * v;
-      c2 += (x[i2 + o] as number) * v;
-      c3 += (x[i3 + o] as number) * v;
-      c4 += (x[i4 + o] as number) * v;
-      c5 += (x[i5 + o] as number) * v;
-      c6 += (x[i6 + o] as number) * v;
-      c7 += (x[i7 + o] as number) * v;
+      const v = h[j + ci] as number;
+      c0 += (h[i0 + o] as number) * v;
+      c1 += (h[i1 + o] as number) * v;
+      c2 += (h[i2 + o] as number) * v;
+      c3 += (h[i3 + o] as number) * v;
+      c4 += (h[i4 + o] as number) * v;
+      c5 += (h[i5 + o] as number) * v;
+      c6 += (h[i6 + o] as number) * v;
+      c7 += (h[i7 + o] as number) * v;
     }
   }
   out[(ob[p] as number) + oc] = c0 + b0;
@@ -547,16 +723,19 @@ function tile8x1(
   out[(ob[p + 7] as number) + oc] = c7 + b0;
 }
 
-/** Micro-kernel: 1 pixel × 1 channel (both tails); `o` is the pixel's output offset in channel `co`. */
+/**
+ * Micro-kernel: 1 pixel × 1 channel (the tails); `o` is the pixel's output offset in its channel, the channel's
+ * weights start at `wb` with consecutive terms `wstep` apart (1 unblocked, {@link NR} inside a channel block).
+ */
 function tile1x1(
-  x: Float64Array,
-  wp: Float64Array,
+  h: Float64Array,
   out: FloatArray,
   xTap: Int32Array,
   wTap: Int32Array,
   T: number,
   cin: number,
   cstep: number,
+  wstep: number,
   x0: number,
   o: number,
   wb: number,
@@ -565,8 +744,8 @@ function tile1x1(
   let c = 0;
   for (let t = 0; t < T; t++) {
     const i0 = x0 + (xTap[t] as number);
-    const j = wb + (wTap[t] as number);
-    for (let ci = 0, s = i0; ci < cin; ci++, s += cstep) c += (x[s] as number) * (wp[j + ci] as number);
+    const j = wb + wstep * (wTap[t] as number);
+    for (let ci = 0, s = i0; ci < cin; ci++, s += cstep) c += (h[s] as number) * (h[j + ci * wstep] as number);
   }
   out[o] = c + b0;
 }
