@@ -16,13 +16,29 @@ export type ProblemVector = Float64Array;
 export const PROBLEM_LENGTH: 16;
 
 /**
+ * A weight cache from {@link createWeightCache}: an opaque object (its memory is freed when it is garbage
+ * collected) holding one set of weights packed for the kernels and a copy of the bytes they came from. A call
+ * given a cache compares its `w` with that copy: equal bytes (and the same channels, groups, kernel, stride,
+ * padding, dilation and dtype) reuse the packed weights; anything else packs `w` into the cache first.
+ */
+export interface WeightCache {
+  /** Brand: only createWeightCache makes these. */
+  readonly __weightCache: unique symbol;
+}
+
+/** A new, empty weight cache. */
+export function createWeightCache(): WeightCache;
+
+/**
  * Computes synchronously on the calling thread (and the addon's worker threads).
  * x, w, bias and out must share one element type. `out` (length N*Cout*Hout*Wout), when given, is fully
  * overwritten and returned; otherwise a new array is returned. `threads` >= 1 caps the threads used.
+ * With a `weightCache`, the packed weights come from it (see WeightCache).
  * Throws an Error with a `code` property (ERR_CONV_TRANSPOSE_*) on inconsistent arguments.
  */
 export function convTranspose2d(
   problem: ProblemVector, x: FloatArray, w: FloatArray, bias: FloatArray | null, out: FloatArray | null, threads: number,
+  weightCache?: WeightCache | null,
 ): FloatArray;
 
 /**
@@ -34,6 +50,7 @@ export function convTranspose2d(
  */
 export function convTranspose2dAsync(
   problem: ProblemVector, x: FloatArray, w: FloatArray, bias: FloatArray | null, out: FloatArray | null, threads: number,
+  weightCache?: WeightCache | null,
 ): Promise<FloatArray>;
 
 /** What the addon runs with. */

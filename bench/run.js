@@ -279,6 +279,19 @@ async function benchShape(s, ctx) {
     out.data.fill(0); // touch the pages once, outside the timing
     const natOut = (threads) => () => pkg.convTranspose2d(input, weight, { ...convOpts, backend: 'native', threads, out }).data;
     await runSync('nativeT2out', 2, natOut(2), { fields: { mode: 'out' } });
+    // The module path: weights packed on the first forward and kept, as an ORT session keeps its initializers.
+    const mod = new pkg.ConvTranspose2d(sh.Cin, sh.Cout, [sh.kH, sh.kW], {
+      stride: [sh.sH, sh.sW], padding: [sh.pH, sh.pW], outputPadding: [sh.opH, sh.opW], groups: sh.groups, dilation: [sh.dH, sh.dW], seed: 1,
+    });
+    mod.weight = weight;
+    mod.bias = { data: data.b, shape: [sh.Cout] };
+    const threadsBefore = pkg.getBackend().threads;
+    pkg.setNumThreads(2);
+    try {
+      await runSync('nativeT2module', 2, () => mod.forward(input).data, { fields: { mode: 'module' } });
+    } finally {
+      pkg.setNumThreads(threadsBefore);
+    }
   }
   if (tsOk) {
     await runSync('ts', 1, () => pkg.convTranspose2d(input, weight, { ...convOpts, backend: 'js' }).data);
@@ -332,6 +345,7 @@ async function benchShape(s, ctx) {
   const ratios = {
     nativeVsOrtT2: ms('ortT2') / ms('nativeT2'),
     nativeVsOrtT1: ms('ortT1') / ms('nativeT1'),
+    nativeModuleVsOrtT2: ms('ortT2') / ms('nativeT2module'),
     bestPeerVsOrtT2Anchors: a && bp2 ? a.ortT2 / bp2.ms : NaN,
     bestPeerVsOrtT1Anchors: a && bp1 ? a.ortT1 / bp1.ms : NaN,
     tsVsTfjs: ms('tfjs') / ms('ts'),
@@ -343,7 +357,7 @@ async function benchShape(s, ctx) {
 
   // Per-shape block.
   const rows = [
-    ['native T1', 'nativeT1'], ['native T2', 'nativeT2'], ['native T2 out', 'nativeT2out'], ['TS', 'ts'],
+    ['native T1', 'nativeT1'], ['native T2', 'nativeT2'], ['native T2 out', 'nativeT2out'], ['native T2 mod', 'nativeT2module'], ['TS', 'ts'],
     ['ORT T1', 'ortT1'], ['ORT T2', 'ortT2'], ['tfjs-cpu', 'tfjs'],
   ];
   log(`   ${pad('impl', 14)}${pad(isMicro(sh.id) ? 'µs' : 'ms', 10, true)}${pad('GFLOP/s', 9, true)}${pad('%peak', 7, true)}${pad('reps', 6, true)}  err vs ${refName || '–'}`);
@@ -358,7 +372,7 @@ async function benchShape(s, ctx) {
     log(`   ${pad(label, 14)}${pad(t, 10, true)}${pad(fmtG(c.gflops), 9, true)}${pad(fmtPct(c.pctPeak), 7, true)}${pad(c.reps, 6, true)}  ${fmtErr(c.err)}${c.mismatch ? '  MISMATCH' : ''}`);
   }
   const bpName = bp2 ? bp2.name : '?';
-  log(`   native/ORT T2 ${fmtX(ratios.nativeVsOrtT2)} | bestPeer(${bpName})/ORT T2 (anchors) ${fmtX(ratios.bestPeerVsOrtT2Anchors)}` +
+  log(`   native/ORT T2 ${fmtX(ratios.nativeVsOrtT2)} (module ${fmtX(ratios.nativeModuleVsOrtT2)}) | bestPeer(${bpName})/ORT T2 (anchors) ${fmtX(ratios.bestPeerVsOrtT2Anchors)}` +
     ` | native/bestPeer T2 ${fmtX(ratios.nativeVsBestPeerT2)} | TS/tfjs ${fmtX(ratios.tsVsTfjs)}`);
   for (const n of shapeNotes) log(`   note: ${n}`);
 
@@ -436,6 +450,7 @@ function summarize(results) {
   return {
     nativeT2VsOrtT2: g(col((r) => r.ratios.nativeVsOrtT2)),
     nativeT1VsOrtT1: g(col((r) => r.ratios.nativeVsOrtT1)),
+    nativeModuleT2VsOrtT2: g(col((r) => r.ratios.nativeModuleVsOrtT2)),
     nativeT2VsBestPeerT2Scaled: g(col((r) => r.ratios.nativeVsBestPeerT2)),
     nativeT1VsBestPeerT1Scaled: g(col((r) => r.ratios.nativeVsBestPeerT1)),
     bestPeerT2VsOrtT2Anchors: g(col((r) => r.ratios.bestPeerVsOrtT2Anchors)),
@@ -449,15 +464,15 @@ function printSummary(results, summary, fp64, memory, peak, log) {
   log('## Summary (cells: ms (GFLOP/s, % fp32 peak); H and Z in µs; ratios are speed ratios, > 1 = ours faster;');
   log('## busy = CPUs used by other processes while the shape ran; ! = err above tolerance)');
   log('');
-  const head = ['shape', 'GFLOP', 'native T1', 'native T2', 'native T2 out', 'TS', 'ORT T1', 'ORT T2', 'tfjs-cpu',
-    'native/ORT T2', 'bestPeer/ORT T2 (anchors)', 'native/bestPeer T2', 'TS/tfjs', 'busy'];
+  const head = ['shape', 'GFLOP', 'native T1', 'native T2', 'native T2 out', 'native T2 module', 'TS', 'ORT T1', 'ORT T2', 'tfjs-cpu',
+    'native/ORT T2', 'module/ORT T2', 'bestPeer/ORT T2 (anchors)', 'native/bestPeer T2', 'TS/tfjs', 'busy'];
   const rows = results.map((r) => {
     const c = r.cells;
     return [
       r.id, r.gflop >= 0.001 ? r.gflop.toFixed(3) : r.gflop.toExponential(0),
-      cellText(c.nativeT1, r.id), cellText(c.nativeT2, r.id), cellText(c.nativeT2out, r.id),
+      cellText(c.nativeT1, r.id), cellText(c.nativeT2, r.id), cellText(c.nativeT2out, r.id), cellText(c.nativeT2module, r.id),
       cellText(c.ts, r.id, false), cellText(c.ortT1, r.id), cellText(c.ortT2, r.id), cellText(c.tfjs, r.id, false),
-      fmtX(r.ratios.nativeVsOrtT2), `${fmtX(r.ratios.bestPeerVsOrtT2Anchors)}${r.bestPeerT2 ? ` ${r.bestPeerT2.name}` : ''}`,
+      fmtX(r.ratios.nativeVsOrtT2), fmtX(r.ratios.nativeModuleVsOrtT2), `${fmtX(r.ratios.bestPeerVsOrtT2Anchors)}${r.bestPeerT2 ? ` ${r.bestPeerT2.name}` : ''}`,
       fmtX(r.ratios.nativeVsBestPeerT2), fmtX(r.ratios.tsVsTfjs),
       Number.isFinite(r.otherLoadCpus) ? r.otherLoadCpus.toFixed(2) : '–',
     ];
@@ -473,6 +488,7 @@ function printSummary(results, summary, fp64, memory, peak, log) {
     log(`geomean ${pad(label, 46)} ${fmtX(v.value)}  (${v.n} shapes)`);
   };
   gm('nativeT2VsOrtT2', 'native T2 vs ORT T2 (speedup)');
+  gm('nativeModuleT2VsOrtT2', 'native T2 module (packed once) vs ORT T2');
   gm('bestPeerT2VsOrtT2Anchors', 'best peer T2 vs ORT T2 (anchors.md)');
   gm('nativeT2VsBestPeerT2Scaled', 'native T2 vs best peer T2 (scaled by ORT now)');
   gm('nativeT1VsOrtT1', 'native T1 vs ORT T1');

@@ -1,7 +1,7 @@
 // The public functional API: validate once (params.ts), choose the backend (one place), dispatch.
 import { availableParallelism } from 'node:os';
 import { convTranspose2dJs } from './backend-js';
-import { nativeBinding, nativeLoadError, runNative, runNativeAsync } from './backend-native';
+import { nativeBinding, nativeLoadError, runNative, runNativeAsync, type PackedWeightsCache } from './backend-native';
 import { ConvTransposeError, ErrorCodes, fail } from './errors';
 import { checkThreads, prepareCall, type PreparedCall } from './params';
 import type { BackendChoice, ConvTranspose2dOptions, FloatArray, Tensor } from './types';
@@ -109,13 +109,18 @@ function runJs(call: PreparedCall, x: FloatArray, w: FloatArray, bias: FloatArra
  * @throws ConvTransposeError with a stable `code` for any invalid argument.
  */
 export function convTranspose2d(input: Tensor, weight: Tensor, options?: ConvTranspose2dOptions): Tensor {
+  return convTranspose2dWith(null, input, weight, options);
+}
+
+/** {@link convTranspose2d}, keeping the native backend's packed weights in `cache` when given (the module's forward). */
+export function convTranspose2dWith(cache: PackedWeightsCache | null, input: Tensor, weight: Tensor, options?: ConvTranspose2dOptions): Tensor {
   const call = prepareCall(input, weight, options);
   const backend = chooseBackend(call.options.backend);
   const threads = threadsFor(call.options);
   const { plan } = call;
   if (plan.outputLength === 0) return result(call, call.out ?? newArray(call));
   if (backend === 'native' && nativeBinding) {
-    return result(call, runNative(nativeBinding, plan, call.x, call.w, call.bias, call.out, threads));
+    return result(call, runNative(nativeBinding, plan, call.x, call.w, call.bias, call.out, threads, cache));
   }
   const out = call.out ?? newArray(call);
   runJs(call, call.x, call.w, call.bias, out);
@@ -128,6 +133,16 @@ export function convTranspose2d(input: Tensor, weight: Tensor, options?: ConvTra
  * the JS thread in a later task. Validation errors reject the promise.
  */
 export function convTranspose2dAsync(input: Tensor, weight: Tensor, options?: ConvTranspose2dOptions): Promise<Tensor> {
+  return convTranspose2dAsyncWith(null, input, weight, options);
+}
+
+/** {@link convTranspose2dAsync}, keeping the packed weights in `cache` when given (the module's forwardAsync). */
+export function convTranspose2dAsyncWith(
+  cache: PackedWeightsCache | null,
+  input: Tensor,
+  weight: Tensor,
+  options?: ConvTranspose2dOptions,
+): Promise<Tensor> {
   try {
     const call = prepareCall(input, weight, options);
     const backend = chooseBackend(call.options.backend);
@@ -135,7 +150,7 @@ export function convTranspose2dAsync(input: Tensor, weight: Tensor, options?: Co
     const { plan } = call;
     if (plan.outputLength === 0) return Promise.resolve(result(call, call.out ?? newArray(call)));
     if (backend === 'native' && nativeBinding) {
-      return runNativeAsync(nativeBinding, plan, call.x, call.w, call.bias, call.out, threads).then((data) => result(call, data));
+      return runNativeAsync(nativeBinding, plan, call.x, call.w, call.bias, call.out, threads, cache).then((data) => result(call, data));
     }
     // The TypeScript path: copy now, like the native path, so the caller may reuse its inputs at once.
     const x = call.x.slice();

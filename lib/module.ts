@@ -1,11 +1,13 @@
 /**
  * `ConvTranspose2d`: a module holding a weight and an optional bias, mirroring `torch.nn.ConvTranspose2d`
  * (same constructor arguments, same initialisation, same `forward(input, output_size)`).
- * A thin wrapper: every call goes through the functional API, which validates once.
+ * A thin wrapper: every call goes through the functional API, which validates once. On the native backend the
+ * module keeps its weights packed for the kernels, as an inference session does.
  *
  * @module
  */
-import { convTranspose2d, convTranspose2dAsync } from './api';
+import { convTranspose2dAsyncWith, convTranspose2dWith } from './api';
+import { PackedWeightsCache } from './backend-native';
 import { ConvTransposeError, ErrorCodes } from './errors';
 import { resolveLayerParams, resolveSize2 } from './params';
 import { Random } from './random';
@@ -78,10 +80,17 @@ export class ConvTranspose2d {
   readonly groups: number;
   readonly dilation: readonly [number, number];
   readonly dtype: DType;
-  /** `(inChannels, outChannels / groups, kH, kW)`. May be replaced (e.g. with trained values) by one of the same shape and dtype. */
+  /**
+   * `(inChannels, outChannels / groups, kH, kW)`. May be replaced (e.g. with trained values) by one of the same shape
+   * and dtype, or written in place. On the native backend the module keeps the weights packed for the kernels,
+   * with a copy of the values they came from (about twice the weight's memory): each forward compares the
+   * current values with that copy and packs again only when they differ.
+   */
   weight: Tensor;
   /** `(outChannels,)`, or null when constructed with `bias: false`. */
   bias: Tensor | null;
+  /** The native backend's packed copy of the weights. */
+  private readonly packed = new PackedWeightsCache();
 
   /**
    * @param inChannels - channels of the input.
@@ -180,12 +189,12 @@ export class ConvTranspose2d {
    *   `forward(input, output_size)`.
    */
   forward(input: Tensor, outputSize?: readonly number[]): Tensor {
-    return convTranspose2d(input, this.weight, this.callOptions(outputSize));
+    return convTranspose2dWith(this.packed, input, this.weight, this.callOptions(outputSize));
   }
 
   /** As {@link ConvTranspose2d.forward}, computed off the JS thread (resolves with the output). */
   forwardAsync(input: Tensor, outputSize?: readonly number[]): Promise<Tensor> {
-    return convTranspose2dAsync(input, this.weight, this.callOptions(outputSize));
+    return convTranspose2dAsyncWith(this.packed, input, this.weight, this.callOptions(outputSize));
   }
 
   private callOptions(outputSize: readonly number[] | undefined) {

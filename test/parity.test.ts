@@ -5,7 +5,7 @@ import * as fs from 'node:fs';
 import { createRequire } from 'node:module';
 import * as path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { convTranspose2d, convTranspose2dAsync, getBackend } from '../lib/index';
+import { ConvTranspose2d, convTranspose2d, convTranspose2dAsync, getBackend } from '../lib/index';
 import type { ConvTranspose2dOptions, Tensor } from '../lib/types';
 import {
   Rng, alloc, backends, describeCfg, expectSameBytes, makeProblem, nativeTested, randTensor, randomCfg,
@@ -375,6 +375,7 @@ interface Binding {
   convTranspose2dAsync: (...a: unknown[]) => Promise<Float32Array | Float64Array>;
   info: () => { isa: string; isaAvailable: string[]; hardwareConcurrency: number; napiVersion: number };
   setIsa: (isa: string) => void;
+  createWeightCache: () => object;
 }
 
 function loadBinding(): Binding {
@@ -388,7 +389,7 @@ describe.runIf(nativeTested)('the binary against binding.d.ts', () => {
     const dts = fs.readFileSync(path.join(repoRoot, 'binding.d.ts'), 'utf8');
     const declared = new Map<string, string>();
     for (const m of dts.matchAll(/^export\s+(function|const)\s+([A-Za-z_$][\w$]*)/gm)) declared.set(m[2]!, m[1]!);
-    expect([...declared.keys()].sort()).toEqual(['PROBLEM_LENGTH', 'convTranspose2d', 'convTranspose2dAsync', 'info', 'setIsa']);
+    expect([...declared.keys()].sort()).toEqual(['PROBLEM_LENGTH', 'convTranspose2d', 'convTranspose2dAsync', 'createWeightCache', 'info', 'setIsa']);
     const actual = Object.keys(b).filter((k) => k !== 'default' && k !== 'path');
     expect(actual.sort()).toEqual([...declared.keys()].sort());
     for (const [name, kind] of declared) {
@@ -495,6 +496,10 @@ describe.runIf(nativeTested)('the binary against binding.d.ts', () => {
       t('x_not_typed', () => b.convTranspose2d(P(good), [1, 2, 3], w, null, null, 1));
       t('int32_x', () => b.convTranspose2d(P(good), new Int32Array(32), w, null, null, 1));
       t('async_short_x', () => b.convTranspose2dAsync(P(good), new Float32Array(5), w, null, null, 1).catch(() => {}));
+      t('cache_not_a_cache', () => b.convTranspose2d(P(good), x, w, null, null, 1, {}));
+      t('cache_wrapped_elsewhere', () => b.convTranspose2d(P(good), x, w, null, null, 1, new (require('events'))()));
+      t('too_many_args', () => b.convTranspose2d(P(good), x, w, null, null, 1, null, 1));
+      t('cache_short_w', () => b.convTranspose2d(P(good), x, new Float32Array(5), null, null, 1, b.createWeightCache()));
       (async () => {
         // inputs detached right after an async call: the binding copied them
         const x2 = new Float32Array(x), w2 = new Float32Array(w);
@@ -518,7 +523,8 @@ describe.runIf(nativeTested)('the binary against binding.d.ts', () => {
     expect(res.good).toBe('ok');
     for (const k of [
       'short_x', 'short_w', 'short_bias', 'short_out', 'mixed_dtype', 'problem_length', 'problem_not_typed', 'hout_inconsistent',
-      'groups_zero', 'huge_batch', 'negative_dims', 'x_not_typed', 'int32_x',
+      'groups_zero', 'huge_batch', 'negative_dims', 'x_not_typed', 'int32_x', 'cache_not_a_cache', 'cache_wrapped_elsewhere',
+      'too_many_args', 'cache_short_w',
     ]) {
       const v = res[k];
       expect(v, `${k}: did not throw`).not.toBe('no-throw');
@@ -529,3 +535,69 @@ describe.runIf(nativeTested)('the binary against binding.d.ts', () => {
   });
 });
 
+
+// ---------------------------------------------------------------------------------------------------------
+describe.runIf(nativeTested)('the weight cache (packed weights kept between calls)', () => {
+  // N, Cin, H, W, Cout, kH, kW, sH, sW, pH, pW, dH, dW, groups, Hout, Wout
+  const problem = (N: number, H: number, W: number, Cin = 6, Cout = 10, k = 4) =>
+    Float64Array.from([N, Cin, H, W, Cout, k, k, 2, 2, 1, 1, 1, 1, 1, 2 * H - 4 + k, 2 * W - 4 + k]);
+  const rand = (rng: Rng, n: number, dtype: 'float32' | 'float64' = 'float32') => {
+    const a = alloc(dtype, n);
+    for (let i = 0; i < n; i++) a[i] = rng.sym();
+    return a;
+  };
+  const same = (a: Float32Array | Float64Array, b: Float32Array | Float64Array, what: string) =>
+    expectSameBytes({ data: a, shape: [a.length] }, { data: b, shape: [b.length] }, what);
+  type Raw = (p: Float64Array, x: Float32Array | Float64Array, w: Float32Array | Float64Array, b: null, o: null, t: number, c?: object) => Float32Array;
+
+  it('gives the bytes of an uncached call, for other batch and spatial sizes, and sees weights changed in place', () => {
+    const b = loadBinding();
+    const run = b.convTranspose2d as unknown as Raw;
+    const cache = b.createWeightCache();
+    const rng = new Rng(31);
+    const w = rand(rng, 6 * 10 * 16);
+    for (const [N, H, W] of [[2, 5, 5], [1, 9, 3], [3, 5, 5], [2, 5, 5]] as const) {
+      const x = rand(rng, N * 6 * H * W);
+      same(run(problem(N, H, W), x, w, null, null, 2, cache), run(problem(N, H, W), x, w, null, null, 2), `${N}x${H}x${W}`);
+    }
+    const x = rand(rng, 2 * 6 * 25);
+    w[17] += 0.5; // in place, after the cache holds the old values
+    same(run(problem(2, 5, 5), x, w, null, null, 2, cache), run(problem(2, 5, 5), x, w, null, null, 2), 'weight changed in place');
+    const w2 = rand(rng, 6 * 10 * 16);
+    same(run(problem(2, 5, 5), x, w2, null, null, 1, cache), run(problem(2, 5, 5), x, w2, null, null, 1), 'another array');
+    // another geometry (channels and kernel) and another dtype through the same cache
+    const w3 = rand(rng, 6 * 4 * 9);
+    same(run(problem(2, 5, 5, 6, 4, 3), x, w3, null, null, 1, cache), run(problem(2, 5, 5, 6, 4, 3), x, w3, null, null, 1), 'other geometry');
+    const x64 = Float64Array.from(x);
+    const w64 = Float64Array.from(w);
+    same(run(problem(2, 5, 5), x64, w64, null, null, 1, cache), run(problem(2, 5, 5), x64, w64, null, null, 1), 'float64');
+  });
+
+  it('an async call uses the weights as they were when it was made', async () => {
+    const b = loadBinding();
+    const runAsync = b.convTranspose2dAsync as unknown as (...a: Parameters<Raw>) => Promise<Float32Array>;
+    const run = b.convTranspose2d as unknown as Raw;
+    const cache = b.createWeightCache();
+    const rng = new Rng(32);
+    const w = rand(rng, 6 * 10 * 16);
+    const x = rand(rng, 2 * 6 * 25);
+    const expected = run(problem(2, 5, 5), x, w, null, null, 1);
+    const pending = runAsync(problem(2, 5, 5), x, w, null, null, 2, cache);
+    w.fill(0); // the call packed (or compared) w before returning
+    same(await pending, expected, 'async with the cache');
+    same(run(problem(2, 5, 5), x, w, null, null, 1, cache), run(problem(2, 5, 5), x, w, null, null, 1), 'zeroed weights');
+  });
+
+  it('a module keeps giving the functional result while its weights are replaced or written in place', async () => {
+    const m = new ConvTranspose2d(8, 12, 4, { stride: 2, padding: 1, seed: 5 });
+    const rng = new Rng(33);
+    const x = randTensor(rng, 'float32', [3, 8, 6, 6]);
+    const functional = () => convTranspose2d(x, m.weight, { bias: m.bias, stride: 2, padding: 1, backend: 'native' });
+    expectSameBytes(m.forward(x), functional(), 'first forward');
+    expectSameBytes(m.forward(x), functional(), 'second forward (packed weights reused)');
+    m.weight.data[3] = 2;
+    expectSameBytes(await m.forwardAsync(x), functional(), 'async after an in-place write');
+    m.weight = randTensor(rng, 'float32', [8, 12, 4, 4]);
+    expectSameBytes(m.forward(x), functional(), 'after assigning a new weight');
+  });
+});

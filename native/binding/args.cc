@@ -2,8 +2,11 @@
 // heap allocation on the success path (the tiny-shape call overhead is dominated by these calls).
 #include "binding/args.h"
 
+#include "binding/packed.h"
+
 #include <cmath>
 #include <cstdio>
+#include <stdexcept>
 #include <string>
 
 namespace convt_binding {
@@ -113,42 +116,78 @@ Opt GetOptionalFloatArray(napi_env env, napi_value v, Array* a) {
   return IsNullish(env, v) ? Opt::kAbsent : Opt::kWrongType;
 }
 
+bool WeightLengthError(const convt::Problem& p, size_t length, ErrorInfo* err) {
+  return Fail(err, ErrorClass::kRangeError, kErrDataLength,
+              "w has " + S(int64_t(length)) + " elements but the problem needs Cin*(Cout/groups)*kH*kW = " +
+                  S(p.Cin) + "*" + S(p.Cout / p.groups) + "*" + S(p.kH) + "*" + S(p.kW) + " = " +
+                  S(convt::weight_elements(p)));
+}
+
 }  // namespace
 
-bool ParseConvArgs(napi_env env, napi_callback_info info, ConvArgs* args, ErrorInfo* err) {
-  size_t argc = kConvArgCount;
-  napi_value argv[kConvArgCount];
-  if (napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr) != napi_ok)
-    return Fail(err, ErrorClass::kError, kErrInternal, "cannot read the call's arguments");
-  if (argc != kConvArgCount)
-    return Fail(err, ErrorClass::kTypeError, kErrInvalidArgument,
-                "expected 6 arguments (problem, x, w, bias, out, threads), got " + S(int64_t(argc)));
-
-  // problem: Float64Array of 16 finite integers, then the core's own consistency check.
+bool ParseProblem(napi_env env, napi_value v, convt::Problem* out, ErrorInfo* err) {
+  // A Float64Array of 16 finite integers, then the core's own consistency check.
   Array pa;
-  if (!GetTypedArray(env, argv[0], &pa) || pa.type != napi_float64_array)
+  if (!GetTypedArray(env, v, &pa) || pa.type != napi_float64_array)
     return Fail(err, ErrorClass::kTypeError, kErrInvalidArgument,
-                "problem must be a Float64Array of 16 integers, got " + Describe(env, argv[0]));
+                "problem must be a Float64Array of 16 integers, got " + Describe(env, v));
   if (pa.length != kProblemLength || pa.data == nullptr)
     return Fail(err, ErrorClass::kRangeError, kErrInvalidArgument,
                 "problem must have 16 entries, got " + S(int64_t(pa.length)));
   int64_t f[kProblemLength];
   const double* pv = static_cast<const double*>(pa.data);
   for (size_t i = 0; i < kProblemLength; ++i) {
-    const double v = pv[i];
-    if (!(std::fabs(v) <= kMaxSafeInteger) || std::trunc(v) != v)  // also rejects NaN
+    const double d = pv[i];
+    if (!(std::fabs(d) <= kMaxSafeInteger) || std::trunc(d) != d)  // also rejects NaN
       return Fail(err, ErrorClass::kRangeError, kErrInvalidArgument,
-                  "problem[" + S(int64_t(i)) + "] (" + kProblemNames[i] + ") must be a safe integer, got " + Num(v));
-    f[i] = static_cast<int64_t>(v);
+                  "problem[" + S(int64_t(i)) + "] (" + kProblemNames[i] + ") must be a safe integer, got " + Num(d));
+    f[i] = static_cast<int64_t>(d);
   }
-  args->problem = convt::Problem{f[0], f[1], f[2],  f[3],  f[4],  f[5],  f[6],  f[7],
-                                 f[8], f[9], f[10], f[11], f[12], f[13], f[14], f[15]};
+  *out = convt::Problem{f[0], f[1], f[2], f[3], f[4], f[5], f[6], f[7], f[8], f[9], f[10], f[11], f[12], f[13], f[14], f[15]};
+  const std::string why = convt::check(*out);
+  if (!why.empty()) return Fail(err, ErrorClass::kRangeError, kErrInvalidArgument, "problem is inconsistent: " + why);
+  return true;
+}
+
+bool ParseThreads(napi_env env, napi_value v, int* threads, ErrorInfo* err) {
+  // An integer >= 1 (clamped); NaN, fractions and non-numbers are caller bugs.
+  double t = 0;
+  if (napi_get_value_double(env, v, &t) != napi_ok)
+    return Fail(err, ErrorClass::kTypeError, kErrInvalidArgument, "threads must be an integer >= 1, got " + Describe(env, v));
+  if (!(t >= 1) || !std::isfinite(t) || std::trunc(t) != t)
+    return Fail(err, ErrorClass::kRangeError, kErrInvalidArgument, "threads must be an integer >= 1, got " + Num(t));
+  *threads = t > kMaxThreads ? kMaxThreads : static_cast<int>(t);
+  return true;
+}
+
+bool ParseWeightArray(napi_env env, napi_value v, const convt::Problem& p, DType* dtype, const void** data,
+                      size_t* length, ErrorInfo* err) {
+  Array wa;
+  if (!GetTypedArray(env, v, &wa) || !IsFloat(wa.type))
+    return Fail(err, ErrorClass::kTypeError, kErrInvalidArgument,
+                "w must be a Float32Array or Float64Array, got " + Describe(env, v));
+  if (wa.length != uint64_t(convt::weight_elements(p))) return WeightLengthError(p, wa.length, err);
+  *dtype = wa.type == napi_float32_array ? DType::kFloat32 : DType::kFloat64;
+  *data = wa.data;
+  *length = wa.length;
+  return true;
+}
+
+bool ParseConvArgs(napi_env env, napi_callback_info info, ConvArgs* args, ErrorInfo* err) {
+  size_t argc = kConvArgCount + 1;
+  napi_value argv[kConvArgCount + 1];
+  if (napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr) != napi_ok)
+    return Fail(err, ErrorClass::kError, kErrInternal, "cannot read the call's arguments");
+  if (argc != kConvArgCount && argc != kConvArgCount + 1)
+    return Fail(err, ErrorClass::kTypeError, kErrInvalidArgument,
+                "expected 6 or 7 arguments (problem, x, w, bias, out, threads[, weightCache]), got " + S(int64_t(argc)));
+  WeightCache* cache = nullptr;
+  if (argc > kConvArgCount && !IsNullish(env, argv[kConvArgCount]) && !UnwrapWeightCache(env, argv[kConvArgCount], &cache))
+    return Fail(err, ErrorClass::kTypeError, kErrInvalidArgument,
+                "weightCache must be a createWeightCache() object or null, got " + Describe(env, argv[kConvArgCount]));
+
+  if (!ParseProblem(env, argv[0], &args->problem, err)) return false;
   const convt::Problem& p = args->problem;
-  {
-    std::string why = convt::check(p);
-    if (!why.empty())
-      return Fail(err, ErrorClass::kRangeError, kErrInvalidArgument, "problem is inconsistent: " + why);
-  }
 
   // x fixes the element type; w, bias and out must share it.
   Array xa, wa, ba, oa;
@@ -181,28 +220,16 @@ bool ParseConvArgs(napi_env env, napi_callback_info info, ConvArgs* args, ErrorI
                 std::string("out is a ") + TypedArrayName(oa.type) + " but x is a " + DTypeName(args->dtype) +
                     " (out must have the inputs' element type)");
 
-  // threads: an integer >= 1 (clamped); NaN, fractions and non-numbers are caller bugs.
-  double t = 0;
-  if (napi_get_value_double(env, argv[5], &t) != napi_ok)
-    return Fail(err, ErrorClass::kTypeError, kErrInvalidArgument,
-                "threads must be an integer >= 1, got " + Describe(env, argv[5]));
-  if (!(t >= 1) || !std::isfinite(t) || std::trunc(t) != t)
-    return Fail(err, ErrorClass::kRangeError, kErrInvalidArgument, "threads must be an integer >= 1, got " + Num(t));
-  args->threads = t > kMaxThreads ? kMaxThreads : static_cast<int>(t);
+  if (!ParseThreads(env, argv[5], &args->threads, err)) return false;
 
   // Lengths: check() guarantees these products fit (<= 2^53), so no overflow here.
   const uint64_t x_need = uint64_t(convt::input_elements(p));
-  const uint64_t w_need = uint64_t(convt::weight_elements(p));
   const uint64_t y_need = uint64_t(convt::output_elements(p));
   if (xa.length != x_need)
     return Fail(err, ErrorClass::kRangeError, kErrDataLength,
                 "x has " + S(int64_t(xa.length)) + " elements but the problem needs N*Cin*H*W = " + S(p.N) + "*" +
                     S(p.Cin) + "*" + S(p.H) + "*" + S(p.W) + " = " + S(int64_t(x_need)));
-  if (wa.length != w_need)
-    return Fail(err, ErrorClass::kRangeError, kErrDataLength,
-                "w has " + S(int64_t(wa.length)) + " elements but the problem needs Cin*(Cout/groups)*kH*kW = " +
-                    S(p.Cin) + "*" + S(p.Cout / p.groups) + "*" + S(p.kH) + "*" + S(p.kW) + " = " +
-                    S(int64_t(w_need)));
+  if (wa.length != uint64_t(convt::weight_elements(p))) return WeightLengthError(p, wa.length, err);
   if (bias_kind == Opt::kPresent && ba.length != uint64_t(p.Cout))
     return Fail(err, ErrorClass::kRangeError, kErrDataLength,
                 "bias has " + S(int64_t(ba.length)) + " elements but Cout = " + S(p.Cout));
@@ -232,11 +259,24 @@ bool ParseConvArgs(napi_env env, napi_callback_info info, ConvArgs* args, ErrorI
       return Fail(err, ErrorClass::kRangeError, kErrOut,
                   std::string("out shares memory with ") + what + " (out must not overlap x, w or bias)");
   }
+  // Last, once every check passed: the cache packs (or finds) the weights.
+  if (cache != nullptr && args->out_len > 0)
+    args->packed = PackedFromCache(env, cache, p, args->dtype, args->w, args->w_len, args->threads);
   return true;
 }
 
-void RunConv(const convt::Problem& p, DType t, const void* x, const void* w, const void* bias, void* y,
-             int threads, const std::atomic<bool>* cancel) {
+void RunConv(const convt::Problem& p, DType t, const void* x, const void* w, const convt::PackedWeights* packed,
+             const void* bias, void* y, int threads, const std::atomic<bool>* cancel) {
+  if (packed != nullptr) {
+    const std::string why =
+        t == DType::kFloat32
+            ? convt::conv_transpose2d_packed(p, static_cast<const float*>(x), *packed, static_cast<const float*>(bias),
+                                             static_cast<float*>(y), threads, cancel)
+            : convt::conv_transpose2d_packed(p, static_cast<const double*>(x), *packed,
+                                             static_cast<const double*>(bias), static_cast<double*>(y), threads, cancel);
+    if (!why.empty()) throw std::logic_error("packed weights: " + why);  // ParseConvArgs checked this already
+    return;
+  }
   if (t == DType::kFloat32)
     convt::conv_transpose2d(p, static_cast<const float*>(x), static_cast<const float*>(w),
                             static_cast<const float*>(bias), static_cast<float*>(y), threads, cancel);

@@ -6,6 +6,7 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 
 #include "binding/errors.h"
 #include "core/conv_transpose.h"
@@ -23,6 +24,7 @@ struct ConvArgs {
   DType dtype;
   const void* x;      // x_len elements (nullptr when 0)
   const void* w;      // w_len elements
+  std::shared_ptr<const convt::PackedWeights> packed;  // w packed, from the call's weight cache (or null)
   const void* bias;   // Cout elements, or nullptr when absent
   void* out;          // out_len elements, or nullptr when absent (or empty)
   napi_value out_value;  // the `out` argument, nullptr when absent
@@ -31,17 +33,27 @@ struct ConvArgs {
 };
 
 inline constexpr size_t kProblemLength = 16;  // binding.d.ts PROBLEM_LENGTH
-inline constexpr size_t kConvArgCount = 6;   // problem, x, w, bias, out, threads
+inline constexpr size_t kConvArgCount = 6;   // problem, x, w, bias, out, threads (then an optional weightCache)
 inline constexpr int kMaxThreads = 256;      // larger requests are clamped
+
+// Reads `problem` (a Float64Array of kProblemLength finite integers) and runs convt::check on it.
+bool ParseProblem(napi_env env, napi_value v, convt::Problem* p, ErrorInfo* err);
+
+// Reads `threads`: an integer >= 1, clamped to kMaxThreads.
+bool ParseThreads(napi_env env, napi_value v, int* threads, ErrorInfo* err);
+
+// Checks that `w` is a float typed array with the problem's weight element count; fills *dtype, *data, *length.
+bool ParseWeightArray(napi_env env, napi_value v, const convt::Problem& p, DType* dtype, const void** data,
+                      size_t* length, ErrorInfo* err);
 
 // Reads and checks the call's arguments: counts, types, problem values (finite integers, convt::check),
 // element types, lengths, `out` not overlapping an input. Throws nothing: on failure fills *err and
 // returns false, so the caller can throw (sync) or reject (async).
 bool ParseConvArgs(napi_env env, napi_callback_info info, ConvArgs* args, ErrorInfo* err);
 
-// Runs the core on plain pointers of the given element type. May throw std::bad_alloc, and
-// convt::Cancelled once *cancel (optional) reads true.
-void RunConv(const convt::Problem& p, DType t, const void* x, const void* w, const void* bias, void* y,
-             int threads, const std::atomic<bool>* cancel = nullptr);
+// Runs the core on plain pointers of the given element type, with `w` or, when given, the packed weights
+// (already checked to fit). May throw std::bad_alloc, and convt::Cancelled once *cancel (optional) reads true.
+void RunConv(const convt::Problem& p, DType t, const void* x, const void* w, const convt::PackedWeights* packed,
+             const void* bias, void* y, int threads, const std::atomic<bool>* cancel = nullptr);
 
 }  // namespace convt_binding

@@ -2,7 +2,7 @@
 // opens scopes and builds errors through NAPI_FATAL_IF_FAILED, which aborts the process when a worker_thread
 // is terminated mid-call. Here every Node-API status in the completion is checked and failures only leak.
 //
-// Copy rule: x, w and bias are copied in the JS entry (main thread) into C++ blocks, so the caller may
+// Copy rule: x, w (unless packed: immutable, so shared) and bias are copied in the JS entry (main thread) into C++ blocks, so the caller may
 // mutate, transfer or drop them as soon as the call returns (a napi_ref does not stop a transfer/detach).
 // The result is computed into a C++ block in Execute (no Node-API there). On completion, `out` (held by a
 // napi_ref) is re-checked, since it may have been detached or resized meanwhile, then filled by memcpy;
@@ -33,11 +33,16 @@ class ConvJob {
  public:
   // Copies the inputs; throws std::bad_alloc.
   ConvJob(const ConvArgs& a, std::shared_ptr<std::atomic<bool>> exiting)
-      : problem_(a.problem), dtype_(a.dtype), threads_(a.threads), out_len_(a.out_len), exiting_(std::move(exiting)) {
+      : problem_(a.problem),
+        dtype_(a.dtype),
+        threads_(a.threads),
+        out_len_(a.out_len),
+        exiting_(std::move(exiting)),
+        packed_(a.packed) {
     const size_t es = ElementSize(a.dtype);
     if (out_len_ == 0) return;  // N == 0: nothing to read
     x_ = CopyOf(a.x, a.x_len * es);
-    w_ = CopyOf(a.w, a.w_len * es);
+    if (packed_ == nullptr) w_ = CopyOf(a.w, a.w_len * es);  // packed weights are immutable: shared, not copied
     if (a.bias != nullptr) bias_ = CopyOf(a.bias, size_t(a.problem.Cout) * es);
   }
 
@@ -98,7 +103,7 @@ class ConvJob {
   void Compute() {
     if (out_len_ == 0) return;
     y_ = Block(out_len_ * ElementSize(dtype_));
-    RunConv(problem_, dtype_, x_.data(), w_.data(), bias_.data(), y_.data(), threads_, exiting_.get());
+    RunConv(problem_, dtype_, x_.data(), w_.data(), packed_.get(), bias_.data(), y_.data(), threads_, exiting_.get());
   }
 
   void Fail(const char* message, const char* detail = "") noexcept {
@@ -181,6 +186,7 @@ class ConvJob {
   const int threads_;
   const size_t out_len_;
   const std::shared_ptr<std::atomic<bool>> exiting_;  // this env's process 'exit' flag (may be null)
+  const std::shared_ptr<const convt::PackedWeights> packed_;  // instead of w_, from the call's weight cache
   Block x_, w_, bias_, y_;
   napi_ref out_ref_ = nullptr;
   napi_async_work work_ = nullptr;

@@ -11,6 +11,7 @@
 #include "binding/async_worker.h"
 #include "binding/env_state.h"
 #include "binding/errors.h"
+#include "binding/packed.h"
 #include "binding/result_buffer.h"
 #include "core/conv_transpose.h"
 
@@ -30,7 +31,7 @@ napi_value ConvTranspose2dSync(napi_env env, napi_callback_info info) {
     if (result == nullptr && NewResultArray(env, a.dtype, a.out_len, &result, &y) != napi_ok)
       return Throw(env, Internal("cannot allocate the result (" + std::to_string(a.out_len * ElementSize(a.dtype)) +
                                  " bytes): out of memory"));
-    if (a.out_len > 0) RunConv(a.problem, a.dtype, a.x, a.w, a.bias, y, a.threads);  // N == 0: nothing to do
+    if (a.out_len > 0) RunConv(a.problem, a.dtype, a.x, a.w, a.packed.get(), a.bias, y, a.threads);  // N == 0: nothing to do
     return result;
   } catch (const std::bad_alloc&) {
     return Throw(env, Internal("out of memory in convTranspose2d"));
@@ -103,6 +104,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("PROBLEM_LENGTH", Napi::Number::New(env, double(kProblemLength)));
   SetRawFunction(env, exports, "convTranspose2d", ConvTranspose2dSync);
   SetRawFunction(env, exports, "convTranspose2dAsync", ConvTranspose2dAsyncEntry);
+  SetRawFunction(env, exports, "createWeightCache", CreateWeightCache);
   exports.Set("info", Napi::Function::New(env, Info, "info"));
   exports.Set("setIsa", Napi::Function::New(env, SetIsa, "setIsa"));
   return exports;

@@ -251,7 +251,7 @@ class Scratch {
   size_t cap_ = 0;
 };
 
-enum ScratchSlot { kSlotWeights = 0, kSlotA, kSlotTile, kSlotInfo, kSlotDw, kSlotXT, kSlotCount };
+enum ScratchSlot { kSlotWeights = 0, kSlotA, kSlotTile, kSlotInfo, kSlotDw, kSlotXT, kSlotYT, kSlotCount };
 
 std::atomic<int64_t> g_scratch_limit{-1};  // set_scratch_limit_for_testing
 
@@ -778,6 +778,7 @@ struct GemmCtx {
   kernels::StoreStride2Fn<T> store_stride2;
   const T* xt;  // batch-inner plans: x with the batch innermost, [ci][iy][ix][n]
   kernels::Interleave2Fn<T> interleave2;
+  T* yt;  // batch-inner plans with a staged output: y with the batch innermost, [co][oy][ox][n] (else null)
 };
 
 // Per-task scratch: tile infos, runs, segment A pointers and B offsets.
@@ -913,7 +914,11 @@ void compute_tiles(const GemmCtx<T>& c, const Task& tk, const TaskScratch<T>& s,
         const Run& ru = tr[r];
         const int64_t oy = p.sH * ru.j + ph.ry, ox = p.sW * ru.i + ph.rx;
         T* dst = c.y + (ru.n * p.Cout + cog0) * geo.HWo + oy * p.Wout + ox;
-        if (ru.batch) {
+        if (ru.batch && c.yt) {
+          T* d = c.yt + (cog0 * geo.HWo + oy * p.Wout + ox) * p.N + ru.n;
+          for (int64_t cc = 0; cc < nc; ++cc)
+            std::memcpy(d + cc * geo.HWo * p.N, ctile + cc * mr + ru.lane0, static_cast<size_t>(ru.len) * sizeof(T));
+        } else if (ru.batch) {
           for (int64_t cc = 0; cc < nc; ++cc) {
             const T* sp = ctile + cc * mr + ru.lane0;
             T* d = dst + cc * geo.HWo;
@@ -1000,6 +1005,24 @@ void run_task_im2col(const GemmCtx<T>& c, const Task& tk) {
             q.src = xg + ru.n * geo.CinHW + iy_in * p.W + ix_in;  // lane l reads src[l] (l in [lo,hi))
           }
         }
+        // Batch-inner tiles of 16 images: every run is one pixel's 16 images, copied with a fixed-size move
+        // the compiler inlines (a libc call per 64-byte run cost about a fifth of the A3 layer).
+        bool runs_of_16 = used == mr;
+        for (int r = 0; r < nrun && runs_of_16; ++r) runs_of_16 = tr[r].batch && tr[r].len == 16;
+        if (runs_of_16) {
+          for (int64_t ci = 0; ci < Cin_g; ++ci) {
+            const int64_t cofs_t = ci * geo.HW * p.N;
+            for (int r = 0; r < nrun; ++r) {
+              T* d = a + tr[r].lane0;
+              if (rs[r].hi == 16)
+                std::memcpy(d, rs[r].src + cofs_t, 16 * sizeof(T));
+              else
+                std::memset(d, 0, 16 * sizeof(T));  // T(0) is all-zero bytes for float and double
+            }
+            a += mr;
+          }
+          continue;
+        }
         for (int64_t ci = 0; ci < Cin_g; ++ci) {
           const int64_t cofs = ci * geo.HW, cofs_t = ci * geo.HW * p.N;
           for (int r = 0; r < nrun; ++r) {
@@ -1009,7 +1032,7 @@ void run_task_im2col(const GemmCtx<T>& c, const Task& tk) {
             int32_t l = 0;
             for (; l < q.lo; ++l) d[l] = T(0);
             const T* src = q.src + (ru.batch ? cofs_t : cofs);
-            if (q.hi > l) {  // libc's copy: vector moves at the CPU's width for these short runs  // libc's copy: vector moves at the CPU's width for these short runs
+            if (q.hi > l) {  // libc's copy: vector moves at the CPU's width for these short runs
               std::memcpy(d + l, src + l, static_cast<size_t>(q.hi - l) * sizeof(T));
               l = q.hi;
             }
@@ -1211,7 +1234,13 @@ void gemm_path(const Problem& p, const T* x, const T* w, const T* Bpre, int forc
             tasks.push_back({g, ph, mt, std::min(P.mtiles, mt + mt_per), 0, 0, ct, std::min(pl.ntile_c, ct + ct_per)});
       }
   }
-  if (geo.bias_only_outputs) fill_bias_only_outputs(p, geo, bias, y, threads, cancel);
+  // Staged batch-inner output (see blocking::kBatchInnerStageMaxBytes); the bias-only outputs are filled
+  // after it is copied out, since the copy covers every position.
+  T* yt = nullptr;
+  const size_t y_bytes = static_cast<size_t>(output_elements(p)) * sizeof(T);
+  if (pl.batch_inner && y_bytes <= static_cast<size_t>(blocking::kBatchInnerStageMaxBytes))
+    yt = static_cast<T*>(scratch(kSlotYT, y_bytes));
+  if (geo.bias_only_outputs && !yt) fill_bias_only_outputs(p, geo, bias, y, threads, cancel);
   // Batch-inner tiles take one pixel of consecutive images per run: copy x once with the batch innermost
   // (a strided pass over x), so that the panels copy contiguous runs instead of gathering with a stride
   // of a whole image for every tap of every phase.
@@ -1227,7 +1256,7 @@ void gemm_path(const Problem& p, const T* x, const T* w, const T* Bpre, int forc
                                  cancel))
       throw Cancelled();
   }
-  GemmCtx<T> ctx{&pl, x, B, biasp, y, ks.store_stride2, xt, ks.interleave2};
+  GemmCtx<T> ctx{&pl, x, B, biasp, y, ks.store_stride2, xt, ks.interleave2, yt};
   bool done;
   if (pl.direct)
     done = threading::parallel_for(
@@ -1238,6 +1267,21 @@ void gemm_path(const Problem& p, const T* x, const T* w, const T* Bpre, int forc
         static_cast<int64_t>(tasks.size()), threads,
         [&](int64_t t) { run_task_im2col(ctx, tasks[static_cast<size_t>(t)]); }, cancel);
   if (!done) throw Cancelled();
+  if (yt) {
+    // y[n][co][q] = yt[co][q][n]: per channel, each output plane written sequentially; the channel's staged
+    // block (HWo*N elements, small: batch-inner phases are tiny) serves the strided reads from L1/L2.
+    const int64_t N = p.N, HWo = geo.HWo;
+    auto unstage = [&](int64_t co) {
+      const T* src = yt + co * HWo * N;
+      for (int64_t n = 0; n < N; ++n) {
+        T* dst = y + (n * p.Cout + co) * HWo;
+        for (int64_t q = 0; q < HWo; ++q) dst[q] = src[q * N + n];
+      }
+    };
+    const int fill_threads = output_elements(p) >= blocking::kParallelFillMinElements ? threads : 1;
+    if (!threading::parallel_for(p.Cout, fill_threads, unstage, cancel)) throw Cancelled();
+    if (geo.bias_only_outputs) fill_bias_only_outputs(p, geo, bias, y, threads, cancel);
+  }
 }
 
 
@@ -1737,16 +1781,23 @@ std::shared_ptr<const PackedWeights> pack_impl(const Problem& p, const T* w, int
 template <class T>
 std::string run_packed(const Problem& p, const T* x, const PackedWeights& pw, const T* bias, T* y, int threads,
                        const std::atomic<bool>* cancel) {
+  std::string why = check_packed(p, pw, sizeof(T) == 8);
+  if (!why.empty()) return why;
   const PackedWeights::Impl& im = PackedWeightsAccess::impl(pw);
-  if (im.f64 != (sizeof(T) == 8)) return "packed weights have a different dtype";
-  if (!same_weight_geometry(p, im.key))
-    return "packed weights were made for other channels, groups, kernel, stride, padding or dilation";
   const T* wp = reinterpret_cast<const T*>(im.data());
   run(p, x, static_cast<const T*>(nullptr), wp, im.layout, im.nr, im.ks, bias, y, threads, cancel);
   return std::string();
 }
 
 }  // namespace
+
+std::string check_packed(const Problem& p, const PackedWeights& w, bool f64) {
+  const PackedWeights::Impl& im = PackedWeightsAccess::impl(w);
+  if (im.f64 != f64) return im.f64 ? "the weights were packed from float64 data" : "the weights were packed from float32 data";
+  if (!same_weight_geometry(p, im.key))
+    return "the weights were packed for other channels, groups, kernel, stride, padding or dilation";
+  return std::string();
+}
 
 std::shared_ptr<const PackedWeights> pack_weights(const Problem& p, const float* w, int threads) {
   return pack_impl(p, w, threads);

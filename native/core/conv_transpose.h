@@ -71,6 +71,8 @@ class PackedWeights {
 // some tap reaches are stored). May throw std::bad_alloc.
 std::shared_ptr<const PackedWeights> pack_weights(const Problem& p, const float* w, int threads = 1);
 std::shared_ptr<const PackedWeights> pack_weights(const Problem& p, const double* w, int threads = 1);
+// Why w cannot serve problem p with the given dtype (f64: double), or an empty string when it can.
+std::string check_packed(const Problem& p, const PackedWeights& w, bool f64);
 // conv_transpose2d with prepacked weights; same results as the unpacked call (the reduction order per
 // output element is the same). Returns an empty string, or why w does not fit p (then y is untouched).
 std::string conv_transpose2d_packed(const Problem& p, const float* x, const PackedWeights& w, const float* bias,

@@ -1,7 +1,9 @@
 // The core's own test executable (no Node).
 //   convt_core_test            correctness: every ISA x both dtypes vs a float64 reference, thread-count
 //                              invariance, concurrent callers, check() rejections
-//   convt_core_test --bench    the 15 shapes of bench/shapes.json at 1 and 2 threads (reused output)
+//   convt_core_test --bench [--isa ISA] [--mode M] [SHAPE]
+//                              the 15 shapes of bench/shapes.json at 1 and 2 threads (reused output); --mode
+//                              forces a plan mode (force_plan_mode_for_testing), SHAPE picks one shape
 //   convt_core_test --fma-peak the machine's FMA peak on the best ISA at 1 and 2 threads
 // Prints a final line "N passed, N failed"; exit code is non-zero on any failure.
 #include <algorithm>
@@ -10,6 +12,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <new>
 #include <random>
@@ -665,8 +668,8 @@ double now_s() {
 
 int bench(const char* only) {
   std::printf("isa=%s\n", convt::active_isa().c_str());
-  std::printf("%-4s %10s | %12s %9s | %12s %9s | %12s %9s\n", "id", "GFLOP", "T1 ms", "GFLOP/s", "T2 ms", "GFLOP/s",
-              "T1 cpu ms", "GFLOP/s");
+  std::printf("%-4s %10s | %12s %9s | %12s %9s | %12s %9s | %12s %9s\n", "id", "GFLOP", "T1 ms", "GFLOP/s", "T2 ms",
+              "GFLOP/s", "T1 cpu ms", "GFLOP/s", "T2 packed ms", "GFLOP/s");
   std::mt19937_64 rng(1);
   for (const Shape& s : kShapes) {
     if (only && std::strcmp(only, s.id) != 0) continue;
@@ -698,9 +701,23 @@ int bench(const char* only) {
       med[t - 1] = times[times.size() / 2];
       if (t == 1) cpu_med = cpu[cpu.size() / 2];
     }
-    std::printf("%-4s %10.4f | %12.4f %9.1f | %12.4f %9.1f | %12.4f %9.1f | %s\n", s.id, flops * 1e-9, med[0] * 1e3,
-                flops / med[0] * 1e-9, med[1] * 1e3, flops / med[1] * 1e-9, cpu_med * 1e3, flops / cpu_med * 1e-9,
-                convt::describe_plan(p).c_str());
+    // Prepacked weights at 2 threads (what a module's forward pays once its weights are packed).
+    const auto packed = convt::pack_weights(p, w.data(), 2);
+    double packed_med = 0;
+    {
+      std::vector<double> times;
+      const double t0 = now_s();
+      while (times.size() < 7 || (now_s() - t0 < 0.4 && times.size() < 2000)) {
+        const double a = now_s();
+        convt::conv_transpose2d_packed(p, x.data(), *packed, b.data(), y.data(), 2);
+        times.push_back(now_s() - a);
+      }
+      std::sort(times.begin(), times.end());
+      packed_med = times[times.size() / 2];
+    }
+    std::printf("%-4s %10.4f | %12.4f %9.1f | %12.4f %9.1f | %12.4f %9.1f | %12.4f %9.1f | %s\n", s.id, flops * 1e-9,
+                med[0] * 1e3, flops / med[0] * 1e-9, med[1] * 1e3, flops / med[1] * 1e-9, cpu_med * 1e3,
+                flops / cpu_med * 1e-9, packed_med * 1e3, flops / packed_med * 1e-9, convt::describe_plan(p).c_str());
     std::fflush(stdout);
   }
   return 0;
@@ -799,8 +816,18 @@ int fma_peak() {
 
 int main(int argc, char** argv) {
   if (argc > 1 && std::strcmp(argv[1], "--bench") == 0) {
-    if (argc > 3 && std::strcmp(argv[2], "--isa") == 0) convt::set_isa(argv[3]);
-    return bench(argc > 2 && std::strcmp(argv[2], "--isa") != 0 ? argv[2] : (argc > 4 ? argv[4] : nullptr));
+    // --bench [--isa ISA] [--mode M (force_plan_mode_for_testing)] [SHAPE]
+    const char* only = nullptr;
+    for (int i = 2; i < argc; ++i) {
+      if (std::strcmp(argv[i], "--isa") == 0 && i + 1 < argc) {
+        if (!convt::set_isa(argv[++i])) return std::printf("ISA %s not available\n", argv[i]), 1;
+      } else if (std::strcmp(argv[i], "--mode") == 0 && i + 1 < argc) {
+        convt::force_plan_mode_for_testing(std::atoi(argv[++i]));
+      } else {
+        only = argv[i];
+      }
+    }
+    return bench(only);
   }
   if (argc > 1 && std::strcmp(argv[1], "--fma-peak") == 0) return fma_peak();
   std::string isas;
