@@ -6,16 +6,7 @@
 // time: owned by one Block / one JS ArrayBuffer, or idle in a stack, so two live results never share memory.
 // Per-process and mutex-protected: finalizers run on each env's thread (main and workers), Execute() on
 // libuv threads. The pool holds no napi values and is never destroyed (finalizers may run during teardown).
-//
-// Huge pages: on Linux, blocks of 2 MiB and more are mapped 2 MiB-aligned and marked MADV_HUGEPAGE, so where
-// transparent huge pages are enabled ("madvise" or "always"), a new block costs one fault per 2 MiB instead of
-// 512 (measured here: a fresh 2 MiB result took about 6 ms more than a recycled one with 4 KiB pages), and the
-// kernels writing it miss the TLB less.
 #include "binding/result_buffer.h"
-
-#if defined(__linux__)
-#include <sys/mman.h>
-#endif
 
 #include <atomic>
 #include <cstdint>
@@ -23,7 +14,6 @@
 #include <cstring>
 #include <deque>
 #include <mutex>
-#include <utility>
 #include <new>
 #include <vector>
 
@@ -55,38 +45,8 @@ int ClassOf(size_t n) {
 
 size_t ClassBytes(int cls) { return (size_t{1} << (kMinLog2 + cls / 4 - 2)) * size_t(4 + cls % 4); }
 
-constexpr size_t kHugePage = size_t{2} << 20;
-
-size_t RoundUp(size_t v, size_t to) { return (v + to - 1) / to * to; }
-
-// `bytes` must be passed to HeapFree again. Throws std::bad_alloc.
-void* HeapAlloc(size_t bytes) {
-#if defined(__linux__)
-  if (bytes >= kHugePage) {
-    const size_t body = RoundUp(bytes, kHugePage);
-    const size_t len = body + kHugePage;  // room to align the start
-    void* raw = mmap(nullptr, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (raw == MAP_FAILED) throw std::bad_alloc();
-    const uintptr_t start = RoundUp(reinterpret_cast<uintptr_t>(raw), kHugePage);
-    const size_t head = start - reinterpret_cast<uintptr_t>(raw);
-    if (head > 0) munmap(raw, head);
-    if (len - head - body > 0) munmap(reinterpret_cast<char*>(start) + body, len - head - body);
-    madvise(reinterpret_cast<void*>(start), body, MADV_HUGEPAGE);  // advice only: failure changes nothing
-    return reinterpret_cast<void*>(start);
-  }
-#endif
-  return ::operator new(bytes, kAlign);
-}
-
-void HeapFree(void* p, size_t bytes) {
-#if defined(__linux__)
-  if (bytes >= kHugePage) {
-    munmap(p, RoundUp(bytes, kHugePage));
-    return;
-  }
-#endif
-  ::operator delete(p, kAlign);
-}
+void* HeapAlloc(size_t bytes) { return ::operator new(bytes, kAlign); }  // throws std::bad_alloc
+void HeapFree(void* p) { ::operator delete(p, kAlign); }
 
 class Pool {
  public:
@@ -108,22 +68,22 @@ class Pool {
   // Takes a block back: keeps it if the cap allows (evicting older idle blocks), else frees it.
   void Put(void* p, int cls) {
     const size_t size = ClassBytes(cls);
-    if (size > cap_) return HeapFree(p, size);
-    std::vector<std::pair<void*, size_t>> evicted;  // freed after unlocking: unmapping large blocks is slow
+    if (size > cap_) return HeapFree(p);
+    std::vector<void*> evicted;  // freed after unlocking: unmapping large blocks is slow
     {
       std::lock_guard<std::mutex> lock(mu_);
       while (idle_bytes_ + size > cap_) {
         int oldest = -1;
         for (int c = 0; c < kNumClasses; ++c)
           if (!idle_[c].empty() && (oldest < 0 || idle_[c].front().seq < idle_[oldest].front().seq)) oldest = c;
-        evicted.push_back({idle_[oldest].front().p, ClassBytes(oldest)});  // idle_bytes_ > 0: some class is non-empty
+        evicted.push_back(idle_[oldest].front().p);  // idle_bytes_ > 0 here, so some class is non-empty
         idle_[oldest].pop_front();
         idle_bytes_ -= ClassBytes(oldest);
       }
       idle_[cls].push_back(Idle{p, ++seq_});
       idle_bytes_ += size;
     }
-    for (const auto& e : evicted) HeapFree(e.first, e.second);
+    for (void* e : evicted) HeapFree(e);
   }
 
   // Pooled bytes currently owned by JS ArrayBuffers (not yet finalized).
@@ -155,11 +115,10 @@ Pool& GetPool() {
   return *pool;
 }
 
-// `bytes`: the size asked of HeapAlloc for a plain (cls < 0) block.
-void ReleaseMemory(void* p, int cls, size_t bytes) {
+void ReleaseMemory(void* p, int cls) {
   if (p == nullptr) return;
   if (cls < 0)
-    HeapFree(p, bytes);
+    HeapFree(p);
   else
     GetPool().Put(p, cls);
 }
@@ -180,7 +139,7 @@ void FinalizeBlock(napi_env /*env*/, void* data, void* hint) {
   switch (t->state.exchange(Ticket::kFinalized)) {
     case Ticket::kSucceeded:  // the normal case: JS dropped the result
       GetPool().in_js.fetch_sub(ClassBytes(t->cls), std::memory_order_relaxed);
-      ReleaseMemory(data, t->cls, 0);
+      ReleaseMemory(data, t->cls);
       delete t;
       break;
     case Ticket::kFailed:  // creation failed earlier: the creator kept the memory and left us the ticket
@@ -246,7 +205,7 @@ Block& Block::operator=(Block&& o) noexcept {
 }
 
 void Block::Reset() {
-  ReleaseMemory(data_, cls_, bytes_);
+  ReleaseMemory(data_, cls_);
   Forget();
 }
 
