@@ -40,7 +40,7 @@ export function resolveSize2(name: PairParam, value: Size2 | undefined, fallback
   let pair: unknown[];
   if (typeof value === 'number') pair = [value, value];
   else if (Array.isArray(value)) {
-    const list = Array.from(value as readonly unknown[]); // read the caller's list once
+    const list = (value as readonly unknown[]).slice(); // read the caller's list once
     if (list.length === 1) pair = [list[0], list[0]];
     else if (list.length === 2) pair = list;
     else {
@@ -50,7 +50,8 @@ export function resolveSize2(name: PairParam, value: Size2 | undefined, fallback
       );
     }
   } else fail(code, `${name} must be an integer or a list of 2 integers, but got ${show(value)}`);
-  for (const v of pair) {
+  for (let i = 0; i < 2; i++) {
+    const v = pair[i];
     if (typeof v !== 'number' || !Number.isSafeInteger(v)) {
       fail(code, `${name} must contain integers, but got ${name}=${show(pair)}`);
     }
@@ -69,24 +70,25 @@ function checkGroups(groups: unknown): number {
 }
 
 /**
- * Checks a shape: a list of non-negative integers up to MAX_EXTENT. Returns a frozen copy, so that later reads
+ * Checks a shape: a list of non-negative integers up to MAX_EXTENT. Returns a private copy, so that later reads
  * cannot see other values than the ones checked (a getter or Proxy on the caller's array).
  */
 function checkShape(what: string, shape: unknown): readonly number[] {
   if (!Array.isArray(shape)) fail(ErrorCodes.INVALID_ARGUMENT, `${what}.shape must be an array of integers, but got ${show(shape)}`);
-  const copy = Array.from(shape as readonly unknown[]);
-  for (const d of copy) {
+  const copy = (shape as readonly unknown[]).slice();
+  for (let i = 0; i < copy.length; i++) {
+    const d = copy[i];
     if (typeof d !== 'number' || !Number.isSafeInteger(d) || d < 0) {
       fail(ErrorCodes.INVALID_ARGUMENT, `${what}.shape must contain non-negative integers, but got ${show(copy)}`);
     }
     if (d > MAX_EXTENT) fail(ErrorCodes.TOO_LARGE, `${what}.shape [${copy.join(', ')}] has a dimension above the supported maximum ${MAX_EXTENT}`);
   }
-  return Object.freeze(copy as number[]);
+  return copy as number[];
 }
 
 function product(shape: readonly number[]): number {
   let n = 1;
-  for (const d of shape) n *= d;
+  for (let i = 0; i < shape.length; i++) n *= shape[i] as number;
   return n;
 }
 
@@ -224,7 +226,7 @@ function resolveGeometry(inputShape: readonly number[], weightShape: readonly nu
   }
   const batched = inputShape.length === 4;
   const [N, Cin, H, W] = (batched ? inputShape : [1, ...inputShape]) as [number, number, number, number];
-  const shown = `[${[N, Cin, H, W].join(', ')}]`;
+  const shown = () => `[${[N, Cin, H, W].join(', ')}]`; // for messages only: building it costs more than the checks
   const [wCin, wCoutG, kH, kW] = weightShape as [number, number, number, number];
 
   const { stride, padding, outputPadding: outputPaddingOpt, dilation, groups } = resolveLayerParams(options);
@@ -242,11 +244,11 @@ function resolveGeometry(inputShape: readonly number[], weightShape: readonly nu
   if (Cin !== wCin) {
     fail(
       ErrorCodes.CHANNELS,
-      `given weight of size [${weightShape.join(', ')}], expected input${shown} to have ${wCin} channels, but got ${Cin} channels`,
+      `given weight of size [${weightShape.join(', ')}], expected input${shown()} to have ${wCin} channels, but got ${Cin} channels`,
     );
   }
   if (N > 0 && (H === 0 || W === 0)) {
-    fail(ErrorCodes.EMPTY_INPUT, `only zero batch inputs may have a zero height or width, but got input of size ${shown}`);
+    fail(ErrorCodes.EMPTY_INPUT, `only zero batch inputs may have a zero height or width, but got input of size ${shown()}`);
   }
 
   const minH = baseExtent(H, stride[0], padding[0], dilation[0], kH, 'height');
