@@ -48,6 +48,11 @@ const PANEL_MIN_CHANNELS = 2 * NR;
 const MAX_CHUNK = 512;
 /** Largest offset the Int32 tables can hold; bigger tensors take the plain loop of {@link convTranspose2dSimple}. */
 const INT32_LIMIT = 0x7fffffff;
+/**
+ * Below this many multiply-adds (counting every kernel tap) the plain loop of {@link convTranspose2dSimple} wins:
+ * the tables, copies and packing cost about 1 µs before the first useful one.
+ */
+const SIMPLE_MAX_MACS = 256;
 
 /** One spatial axis of one phase: its taps, and runs of output positions that share a valid tap range. */
 interface AxisPhase {
@@ -159,7 +164,7 @@ interface Layout {
 export function convTranspose2dJs(plan: Plan, x: FloatArray, w: FloatArray, bias: FloatArray | null, out: FloatArray): void {
   const { N, Cin, H, W, Cout, Hout, Wout } = plan;
   if (N === 0 || Cout === 0 || Hout <= 0 || Wout <= 0) return;
-  if (x.length > INT32_LIMIT || out.length > INT32_LIMIT || w.length > INT32_LIMIT) {
+  if (x.length > INT32_LIMIT || out.length > INT32_LIMIT || w.length > INT32_LIMIT || out.length * plan.cinPerGroup * plan.kH * plan.kW < SIMPLE_MAX_MACS) {
     convTranspose2dSimple(plan, x, w, bias, out);
     return;
   }
@@ -751,8 +756,8 @@ function tile1x1(
 }
 
 /**
- * The same sum as {@link convTranspose2dJs} with plain index arithmetic in JS numbers: used only for
- * tensors too large for Int32 offsets. Gather per output element over the valid taps.
+ * The same sum as {@link convTranspose2dJs} with plain index arithmetic in JS numbers: used for tensors too
+ * large for Int32 offsets, and for tiny problems. Gather per output element over the valid taps.
  */
 function convTranspose2dSimple(plan: Plan, x: FloatArray, w: FloatArray, bias: FloatArray | null, out: FloatArray): void {
   const { N, Cin, H, W, Cout, Hout, Wout, kH, kW, sH, sW, pH, pW, dH, dW, cinPerGroup, coutPerGroup } = plan;
