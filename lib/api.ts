@@ -1,6 +1,7 @@
 // The public functional API: validate once (params.ts), choose the backend (one place), dispatch.
 import { availableParallelism } from 'node:os';
 import { convTranspose2dJs } from './backend-js';
+import { convTranspose2dJsThreaded } from './js-threads';
 import { nativeBinding, nativeLoadError, runNative, runNativeAsync, type PackedWeightsCache } from './backend-native';
 import { ConvTransposeError, ErrorCodes, fail } from './errors';
 import { checkThreads, prepareCall, type PreparedCall } from './params';
@@ -92,10 +93,13 @@ function threadsFor(options: Readonly<ConvTranspose2dOptions>): number {
   return options.threads === undefined ? defaultThreads : checkThreads(options.threads);
 }
 
-/** Runs the TypeScript kernel; a failure to allocate its scratch memory becomes a coded error. */
-function runJs(call: PreparedCall, x: FloatArray, w: FloatArray, bias: FloatArray | null, out: FloatArray): void {
+/**
+ * Runs the TypeScript kernel, on worker threads too for large calls (js-threads.ts); a failure to allocate its
+ * scratch memory becomes a coded error.
+ */
+function runJs(call: PreparedCall, x: FloatArray, w: FloatArray, bias: FloatArray | null, out: FloatArray, threads: number): void {
   try {
-    convTranspose2dJs(call.plan, x, w, bias, out);
+    if (!convTranspose2dJsThreaded(call.plan, x, w, bias, out, threads)) convTranspose2dJs(call.plan, x, w, bias, out);
   } catch (e) {
     if (e instanceof RangeError) throw new ConvTransposeError(ErrorCodes.INTERNAL, `the TypeScript kernel could not allocate its scratch memory: ${e.message}`);
     throw e;
@@ -123,7 +127,7 @@ export function convTranspose2dWith(cache: PackedWeightsCache | null, input: Ten
     return result(call, runNative(nativeBinding, plan, call.x, call.w, call.bias, call.out, threads, cache));
   }
   const out = call.out ?? newArray(call);
-  runJs(call, call.x, call.w, call.bias, out);
+  runJs(call, call.x, call.w, call.bias, out, threads);
   return result(call, out);
 }
 
@@ -161,7 +165,7 @@ export function convTranspose2dAsyncWith(
         try {
           const out = call.out ?? newArray(call);
           if (call.out && call.out.length !== plan.outputLength) fail(ErrorCodes.OUT, 'out was detached or resized during the call');
-          runJs(call, x, w, bias, out);
+          runJs(call, x, w, bias, out, threads);
           resolve(result(call, out));
         } catch (e) {
           reject(e);
