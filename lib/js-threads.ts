@@ -19,8 +19,8 @@ import { MessageChannel, type MessagePort, Worker } from 'node:worker_threads';
 import { convTranspose2dJs } from './backend-js';
 import type { FloatArray, Plan } from './types';
 
-/** Below this many FLOPs a call stays on the calling thread (a part's hand-off costs tens of microseconds). */
-export const PARALLEL_MIN_FLOPS = 1 << 24;
+/** Below this many FLOPs (about 1 ms of TypeScript) a call stays on the calling thread: a hand-off to the workers costs tens of microseconds. */
+export const PARALLEL_MIN_FLOPS = 1 << 22;
 /** Largest arena: its byte offsets travel as int32 (see {@link readJob}). */
 const MAX_ARENA_BYTES = 2 ** 31 - 1;
 /** Most workers started (the calling thread is one more). */
