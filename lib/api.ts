@@ -10,7 +10,7 @@ import type { BackendChoice, ConvTranspose2dOptions, FloatArray, Tensor } from '
 let defaultThreads = Math.max(1, availableParallelism());
 
 /**
- * Sets the number of threads the native backend uses by default (a per-call `threads` option overrides it).
+ * Sets the number of threads both backends use by default (a per-call `threads` option overrides it).
  * The default is the machine's available parallelism.
  */
 export function setNumThreads(threads: number): void {
@@ -133,8 +133,8 @@ export function convTranspose2dWith(cache: PackedWeightsCache | null, input: Ten
 
 /**
  * Same as {@link convTranspose2d}, computed off the JS thread by the native backend (the event loop keeps running).
- * The inputs are copied before this returns, so they may be reused at once. The TypeScript backend computes on
- * the JS thread in a later task. Validation errors reject the promise.
+ * The inputs are copied before this returns, so they may be reused at once. The TypeScript backend computes in a
+ * later task of the JS thread (with its worker threads for large calls). Validation errors reject the promise.
  */
 export function convTranspose2dAsync(input: Tensor, weight: Tensor, options?: ConvTranspose2dOptions): Promise<Tensor> {
   return convTranspose2dAsyncWith(null, input, weight, options);

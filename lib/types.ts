@@ -36,7 +36,7 @@ export interface ConvTranspose2dOptions {
   out?: Tensor;
   /** Force an implementation for this call. Default `auto` (or `CONV_TRANSPOSE_BACKEND`). */
   backend?: BackendChoice;
-  /** Threads for this call (native backend). Default: `setNumThreads` or the machine's available parallelism. */
+  /** Threads for this call (both backends). Default: `setNumThreads` or the machine's available parallelism. */
   threads?: number;
 }
 
