@@ -141,14 +141,36 @@ function heapOf(size: number): Float64Array {
   return heap;
 }
 
-/** Where the parts of one call live in {@link heap}, and how its output channels are computed. */
-interface Layout {
+/**
+ * One chunk of pixels to compute: where the call's parts live in {@link heap}, its output, and the chunk's tap
+ * list and pixels. One object per call, updated per rectangle and chunk (a stable shape for V8).
+ */
+interface Chunk {
+  h: Float64Array;
   /** Offset of the packed weights of the current phase and group (the input copy is at 0). */
-  readonly w0: number;
+  w0: number;
   /** Offset of the pixel panels. */
-  readonly a0: number;
+  a0: number;
   /** Pixel panels (a GEMM's packed A) shared by several channel blocks, or the input copy read directly. */
-  readonly panels: boolean;
+  panels: boolean;
+  bias: FloatArray | null;
+  out: FloatArray;
+  /** Per tap: input offset relative to a pixel's own position, and first packed-weight row. */
+  xTap: Int32Array;
+  wTap: Int32Array;
+  /** Taps, input channels per group, distance between consecutive input channels in the input copy. */
+  T: number;
+  cin: number;
+  cstep: number;
+  /** Per pixel: input position, output offset (channel 0 of the group). `np` pixels. */
+  xb: Int32Array;
+  ob: Int32Array;
+  np: number;
+  /** Rows of one channel block in the packed weights; output plane size; the group's first channel and channel count. */
+  KF: number;
+  HoWo: number;
+  cog: number;
+  cpg: number;
 }
 
 /**
@@ -187,7 +209,10 @@ export function convTranspose2dJs(plan: Plan, x: FloatArray, w: FloatArray, bias
   // A chunk's panel holds at most max(CHUNK_BUDGET, MR1 * K) terms (chunkPixels), plus one padded block.
   const aSize = panels ? Math.max(CHUNK_BUDGET, MR1 * maxK) + MR * maxK : 0;
   const h = heapOf(xSize + wSize + aSize);
-  const layout: Layout = { w0: xSize, a0: xSize + wSize, panels };
+  const ck: Chunk = {
+    h, w0: xSize, a0: xSize + wSize, panels, bias: b, out, xTap: scratchXTap, wTap: scratchWTap, T: 0, cin: cinPerGroup, cstep,
+    xb: scratchXBase, ob: scratchOBase, np: 0, KF: 0, HoWo, cog: 0, cpg: coutPerGroup,
+  };
   copyInput(h, x, N, Cin, HW, chLast);
 
   for (let py = 0; py < axesY.length; py++) {
@@ -198,7 +223,7 @@ export function convTranspose2dJs(plan: Plan, x: FloatArray, w: FloatArray, bias
       // Rows of one channel block in the packed weights: every (tap, ci) of the phase.
       const KF = cinPerGroup * ay.tap.length * ntx;
       for (let g = 0; g < groups; g++) {
-        packWeights(h, layout.w0, w, g, cinPerGroup, coutPerGroup, kH, kW, ay.tap, ax.tap, KF);
+        packWeights(h, ck.w0, w, g, cinPerGroup, coutPerGroup, kH, kW, ay.tap, ax.tap, KF);
         const xg = g * cinPerGroup;
         const og = g * coutPerGroup * HoWo;
         const cog = g * coutPerGroup;
@@ -222,6 +247,11 @@ export function convTranspose2dJs(plan: Plan, x: FloatArray, w: FloatArray, bias
             }
             const xTap = scratchXTap;
             const wTap = scratchWTap;
+            ck.xTap = xTap;
+            ck.wTap = wTap;
+            ck.T = T;
+            ck.KF = KF;
+            ck.cog = cog;
             let t = 0;
             for (let ty = tyLo; ty < tyHi; ty++) {
               for (let tx = txLo; tx < txHi; tx++) {
@@ -255,7 +285,8 @@ export function convTranspose2dJs(plan: Plan, x: FloatArray, w: FloatArray, bias
                   }
                 }
               }
-              computeChunk(h, layout, b, out, xTap, wTap, T, cinPerGroup, cstep, scratchXBase, scratchOBase, np, KF, HoWo, cog, coutPerGroup);
+              ck.np = np;
+              computeChunk(ck);
               done += np;
             }
           }
@@ -341,130 +372,68 @@ function packWeights(
 }
 
 /**
- * All output channels of one group for `np` listed pixels that share one tap list. Groups with at least
+ * All output channels of one group for the chunk's pixels, which share one tap list. Groups with at least
  * {@link PANEL_MIN_CHANNELS} channels first copy the pixels into {@link MR}-wide panels (a GEMM's packed A)
  * that every channel block then reads as one stream; smaller groups read the input copy directly (a panel
  * would cost as much as their arithmetic): NR channels at a time from NR channels up, else one.
  * Each way has its own function, so V8 optimises each loop nest for the micro-kernel it calls.
  */
-function computeChunk(
-  h: Float64Array,
-  layout: Layout,
-  bias: FloatArray | null,
-  out: FloatArray,
-  xTap: Int32Array,
-  wTap: Int32Array,
-  T: number,
-  cin: number,
-  cstep: number,
-  xb: Int32Array,
-  ob: Int32Array,
-  np: number,
-  KF: number,
-  HoWo: number,
-  cog: number,
-  cpg: number,
-): void {
-  if (layout.panels) {
-    packPixels(h, layout.a0, xTap, T, cin, cstep, xb, np);
-    chunkFromPanels(h, layout, bias, out, wTap, T, cin, ob, np, KF, HoWo, cog, cpg);
-  } else if (cpg >= NR) chunkDirect(h, layout, bias, out, xTap, wTap, T, cin, cstep, xb, ob, np, KF, HoWo, cog, cpg);
-  else chunkSingleChannels(h, layout, bias, out, xTap, wTap, T, cin, cstep, xb, ob, np, KF, HoWo, cog, cpg);
+function computeChunk(c: Chunk): void {
+  if (c.panels) {
+    packPixels(c);
+    chunkFromPanels(c);
+  } else if (c.cpg >= NR) chunkDirect(c);
+  else chunkSingleChannels(c);
 }
 
-/** Bias of channel `co` of the group starting at `cog`, 0 past the group's `cpg` channels or without bias. */
-function biasAt(bias: FloatArray | null, cog: number, co: number, cpg: number): number {
-  return bias === null || co >= cpg ? 0 : (bias[cog + co] as number);
+/** Bias of channel `co` of the chunk's group, 0 past the group's channels or without bias. */
+function biasAt(c: Chunk, co: number): number {
+  return c.bias === null || co >= c.cpg ? 0 : (c.bias[c.cog + co] as number);
 }
 
 /** {@link computeChunk} from the chunk's panels: channel blocks outer (their weights stay in cache), panels inner. */
-function chunkFromPanels(
-  h: Float64Array,
-  layout: Layout,
-  bias: FloatArray | null,
-  out: FloatArray,
-  wTap: Int32Array,
-  T: number,
-  cin: number,
-  ob: Int32Array,
-  np: number,
-  KF: number,
-  HoWo: number,
-  cog: number,
-  cpg: number,
-): void {
+function chunkFromPanels(c: Chunk): void {
+  const { h, out, wTap, T, cin, ob, np, KF, HoWo, cpg } = c;
   const K = T * cin;
   for (let co = 0; co < cpg; co += NR) {
-    const wb = layout.w0 + co * KF;
+    const wb = c.w0 + co * KF;
     const nc = Math.min(NR, cpg - co);
-    const b0 = biasAt(bias, cog, co, cpg);
-    const b1 = biasAt(bias, cog, co + 1, cpg);
-    const b2 = biasAt(bias, cog, co + 2, cpg);
+    const b0 = biasAt(c, co);
+    const b1 = biasAt(c, co + 1);
+    const b2 = biasAt(c, co + 2);
     for (let p = 0; p < np; p += MR) {
-      tile4x3(h, out, wTap, T, cin, layout.a0 + p * K, wb, ob, p, Math.min(MR, np - p), nc, co * HoWo, HoWo, b0, b1, b2);
+      tile4x3(h, out, wTap, T, cin, c.a0 + p * K, wb, ob, p, Math.min(MR, np - p), nc, co * HoWo, HoWo, b0, b1, b2);
     }
   }
 }
 
 /** {@link computeChunk} for groups of a few channels, NR at a time, reading the input copy. */
-function chunkDirect(
-  h: Float64Array,
-  layout: Layout,
-  bias: FloatArray | null,
-  out: FloatArray,
-  xTap: Int32Array,
-  wTap: Int32Array,
-  T: number,
-  cin: number,
-  cstep: number,
-  xb: Int32Array,
-  ob: Int32Array,
-  np: number,
-  KF: number,
-  HoWo: number,
-  cog: number,
-  cpg: number,
-): void {
+function chunkDirect(c: Chunk): void {
+  const { h, out, xTap, wTap, T, cin, cstep, xb, ob, np, KF, HoWo, cpg } = c;
   for (let co = 0; co < cpg; co += NR) {
-    const wb = layout.w0 + co * KF;
+    const wb = c.w0 + co * KF;
     const oc = co * HoWo;
     const nc = Math.min(NR, cpg - co);
-    const b0 = biasAt(bias, cog, co, cpg);
-    const b1 = biasAt(bias, cog, co + 1, cpg);
-    const b2 = biasAt(bias, cog, co + 2, cpg);
+    const b0 = biasAt(c, co);
+    const b1 = biasAt(c, co + 1);
+    const b2 = biasAt(c, co + 2);
     let p = 0;
     for (; p + MR <= np; p += MR) tile4x3Direct(h, out, xTap, wTap, T, cin, cstep, xb, wb, ob, p, nc, oc, HoWo, b0, b1, b2);
     for (; p < np; p++) {
       for (let j = 0; j < nc; j++) {
-        tile1x1(h, out, xTap, wTap, T, cin, cstep, NR, xb[p] as number, (ob[p] as number) + oc + j * HoWo, wb + j, biasAt(bias, cog, co + j, cpg));
+        tile1x1(h, out, xTap, wTap, T, cin, cstep, NR, xb[p] as number, (ob[p] as number) + oc + j * HoWo, wb + j, biasAt(c, co + j));
       }
     }
   }
 }
 
 /** {@link computeChunk} for groups of one or two channels, one at a time, reading the input copy. */
-function chunkSingleChannels(
-  h: Float64Array,
-  layout: Layout,
-  bias: FloatArray | null,
-  out: FloatArray,
-  xTap: Int32Array,
-  wTap: Int32Array,
-  T: number,
-  cin: number,
-  cstep: number,
-  xb: Int32Array,
-  ob: Int32Array,
-  np: number,
-  KF: number,
-  HoWo: number,
-  cog: number,
-  cpg: number,
-): void {
+function chunkSingleChannels(c: Chunk): void {
+  const { h, out, xTap, wTap, T, cin, cstep, xb, ob, np, KF, HoWo, cpg } = c;
   for (let co = 0; co < cpg; co++) {
-    const wb = layout.w0 + co * KF;
+    const wb = c.w0 + co * KF;
     const oc = co * HoWo;
-    const b0 = biasAt(bias, cog, co, cpg);
+    const b0 = biasAt(c, co);
     let p = 0;
     for (; p + MR1 <= np; p += MR1) tile8x1(h, out, xTap, wTap, T, cin, cstep, xb, ob, p, wb, oc, b0);
     for (; p < np; p++) tile1x1(h, out, xTap, wTap, T, cin, cstep, 1, xb[p] as number, (ob[p] as number) + oc, wb, b0);
@@ -475,10 +444,11 @@ function chunkSingleChannels(
  * Copies the chunk's input terms into panels of {@link MR} pixels from `a0`, `[block][tap][ci][pixel]`, so the
  * micro-kernel reads one contiguous stream; the last block is padded with zero pixels (never stored).
  */
-function packPixels(h: Float64Array, a0: number, xTap: Int32Array, T: number, cin: number, cstep: number, xb: Int32Array, np: number): void {
+function packPixels(c: Chunk): void {
+  const { h, xTap, T, cin, cstep, xb, np } = c;
   const K = T * cin;
   for (let p = 0; p < np; p += MR) {
-    const base = a0 + p * K;
+    const base = c.a0 + p * K;
     for (let pp = 0; pp < MR; pp++) {
       let d = base + pp;
       if (p + pp >= np) {
