@@ -42,8 +42,12 @@ interface WorkerSlot {
   broken: boolean;
 }
 
-/** A sub-problem: the call's plan with fewer images, output channels or groups, and which ones. */
-type SubPlan = Plan & { nOffset?: number; coutOffset?: number; groupOffset?: number };
+/**
+ * A sub-problem: the call's plan with fewer images, output channels, groups or output rows, and which ones: its
+ * images start at n0, its input channels at ci0, its input rows at i0, its channels within a group at cg0, its
+ * output channels at c0 and its output rows at a0.
+ */
+type SubPlan = Plan & { n0: number; ci0: number; i0: number; cg0: number; c0: number; a0: number };
 
 /** A piece of the call: its plan and where its arrays live in the arena (byte offsets). */
 interface Part {
@@ -52,10 +56,6 @@ interface Part {
   w: number;
   b: number; // -1: no bias
   y: number;
-  /** Where the part's output goes in the caller's `out`: per image, a run of `yRun` elements at `yDst + n*yStride`. */
-  yDst: number;
-  yStride: number;
-  yRun: number;
 }
 
 /** Counts for tests and diagnostics: parts computed by workers, and parts the caller had to take back. */
@@ -99,8 +99,8 @@ function arenaOf(bytes: number): SharedArrayBuffer {
 
 /** How a plan is cut into at most `parts` sub-plans, or null when it is not worth it. */
 function split(plan: Plan, parts: number): SubPlan[] | null {
-  const { N, groups, coutPerGroup } = plan;
-  const make = (over: Partial<SubPlan>): SubPlan => ({ ...plan, ...over });
+  const { N, groups, coutPerGroup, cinPerGroup } = plan;
+  const make = (over: Partial<SubPlan>): SubPlan => ({ ...plan, n0: 0, ci0: 0, i0: 0, cg0: 0, c0: 0, a0: 0, ...over });
   const ranges = (total: number, unit: number): [number, number][] => {
     const units = Math.ceil(total / unit);
     const k = Math.min(parts, units);
@@ -112,15 +112,25 @@ function split(plan: Plan, parts: number): SubPlan[] | null {
     }
     return out;
   };
-  const byImages = () => ranges(N, 1).map(([a, b]) => make({ N: b - a, nOffset: a }));
   // output channels in blocks of 3 (the kernel's register tile), at least two blocks per part
   const channelsOk = groups === 1 && coutPerGroup >= 6 * parts;
   // Each part packs the weights it uses and copies the input it reads: cut the larger of the two.
   const weightsLarger = plan.Cin * coutPerGroup * plan.kH * plan.kW > N * plan.Cin * plan.H * plan.W;
-  if (N >= parts && !(channelsOk && weightsLarger)) return byImages();
-  if (channelsOk) return ranges(coutPerGroup, 3).map(([a, b]) => make({ Cout: b - a, coutPerGroup: b - a, coutOffset: a }));
+  if (N >= parts && !(channelsOk && weightsLarger)) return ranges(N, 1).map(([a, b]) => make({ N: b - a, n0: a }));
+  if (channelsOk) return ranges(coutPerGroup, 3).map(([a, b]) => make({ Cout: b - a, coutPerGroup: b - a, cg0: a, c0: a }));
   if (groups >= parts) {
-    return ranges(groups, 1).map(([a, b]) => make({ groups: b - a, Cin: (b - a) * plan.cinPerGroup, Cout: (b - a) * coutPerGroup, groupOffset: a }));
+    return ranges(groups, 1).map(([a, b]) =>
+      make({ groups: b - a, Cin: (b - a) * cinPerGroup, Cout: (b - a) * coutPerGroup, ci0: a * cinPerGroup, c0: a * coutPerGroup }));
+  }
+  // Output rows (one image, few channels: C of the bench). Rows [a, b) come from the input rows i0.. whose taps
+  // reach them; the part's padding moves its first row to a. Taking i0 no later than needed keeps it >= 0.
+  if (plan.Hout >= 8 * parts) {
+    const { sH, pH, dH, kH, H } = plan;
+    return ranges(plan.Hout, 1).map(([a, b]) => {
+      const i0 = Math.max(0, Math.floor((a + pH - (kH - 1) * dH) / sH));
+      const i1 = Math.min(H - 1, Math.floor((b - 1 + pH) / sH));
+      return make({ H: Math.max(0, i1 - i0 + 1), pH: pH + a - i0 * sH, Hout: b - a, i0, a0: a });
+    }).filter((p) => p.H > 0);
   }
   return null;
 }
@@ -157,50 +167,39 @@ export function convTranspose2dJsThreaded(
     bytes += Math.ceil((n * es) / 8) * 8;
     return at;
   };
-  // parts over images share one copy of the weights
-  const sharedW = subPlans[0]?.nOffset !== undefined ? take(plan.Cin * plan.coutPerGroup * kk) : -1;
-  const parts: Part[] = subPlans.map((o) => {
-    const p = o;
-    const xAt = take(p.N * p.Cin * HW);
-    const wAt = sharedW >= 0 ? sharedW : take(p.Cin * p.coutPerGroup * kk);
-    const bAt = plan.hasBias && bias ? take(p.Cout) : -1;
-    const yAt = take(p.N * p.Cout * HoWo);
-    const n0 = o.nOffset ?? 0;
-    const c0 = (o.coutOffset ?? 0) + (o.groupOffset ?? 0) * plan.coutPerGroup;
-    return { plan: p, x: xAt, w: wAt, b: bAt, y: yAt, yDst: (n0 * plan.Cout + c0) * HoWo, yStride: plan.Cout * HoWo, yRun: p.Cout * HoWo };
-  });
+  // parts over images or rows share one copy of the weights
+  const sharesW = (p: SubPlan) => p.Cin === plan.Cin && p.coutPerGroup === plan.coutPerGroup && p.groups === plan.groups;
+  const sharedW = subPlans.every(sharesW) ? take(plan.Cin * plan.coutPerGroup * kk) : -1;
+  const parts: Part[] = subPlans.map((p) => ({
+    plan: p,
+    x: take(p.N * p.Cin * p.H * plan.W),
+    w: sharedW >= 0 ? sharedW : take(p.Cin * p.coutPerGroup * kk),
+    b: plan.hasBias && bias ? take(p.Cout) : -1,
+    y: take(p.N * p.Cout * p.Hout * plan.Wout),
+  }));
   if (bytes > MAX_ARENA_BYTES) return false;
   const buf = arenaOf(bytes);
   const view = (at: number, n: number) => floatView(es, buf, at, n);
 
-  // Copy each part's inputs into the arena.
+  // Copy each part's inputs into the arena: whole runs where the part keeps every row (or channel).
+  const W = plan.W;
   for (const part of parts) {
     const p = part.plan;
-    const n0 = p.nOffset ?? 0;
-    const ci0 = (p.groupOffset ?? 0) * plan.cinPerGroup;
-    const xs = view(part.x, p.N * p.Cin * HW);
+    const xs = view(part.x, p.N * p.Cin * p.H * W);
+    const planeIn = p.H * W;
     for (let n = 0; n < p.N; n++) {
-      const src = ((n0 + n) * plan.Cin + ci0) * HW;
-      xs.set(x.subarray(src, src + p.Cin * HW), n * p.Cin * HW);
+      const src = ((p.n0 + n) * plan.Cin + p.ci0) * HW + p.i0 * W;
+      if (p.H === plan.H) xs.set(x.subarray(src, src + p.Cin * HW), n * p.Cin * HW);
+      else for (let ci = 0; ci < p.Cin; ci++) xs.set(x.subarray(src + ci * HW, src + ci * HW + planeIn), (n * p.Cin + ci) * planeIn);
     }
-    const ws = view(part.w, p.Cin * p.coutPerGroup * kk);
-    if (part.w === sharedW && part !== parts[0]) {
-      // already copied with the first part
-    } else if (p.coutOffset !== undefined) {
-      // a range of output channels: each input channel's row of the weights, cut
+    if (part.w !== sharedW || part === parts[0]) {
+      const ws = view(part.w, p.Cin * p.coutPerGroup * kk);
       const run = p.coutPerGroup * kk;
-      for (let ci = 0; ci < p.Cin; ci++) {
-        const src = (ci * plan.coutPerGroup + p.coutOffset) * kk;
-        ws.set(w.subarray(src, src + run), ci * run);
-      }
-    } else {
-      const src = ci0 * plan.coutPerGroup * kk;
-      ws.set(w.subarray(src, src + p.Cin * p.coutPerGroup * kk));
+      const src = (p.ci0 * plan.coutPerGroup + p.cg0) * kk;
+      if (p.coutPerGroup === plan.coutPerGroup) ws.set(w.subarray(src, src + p.Cin * run));
+      else for (let ci = 0; ci < p.Cin; ci++) ws.set(w.subarray(src + ci * plan.coutPerGroup * kk, src + ci * plan.coutPerGroup * kk + run), ci * run);
     }
-    if (part.b >= 0 && bias) {
-      const c0 = (p.coutOffset ?? 0) + (p.groupOffset ?? 0) * plan.coutPerGroup;
-      view(part.b, p.Cout).set(bias.subarray(c0, c0 + p.Cout));
-    }
+    if (part.b >= 0 && bias) view(part.b, p.Cout).set(bias.subarray(p.c0, p.c0 + p.Cout));
   }
 
   // Hand parts 1.. to the workers, compute part 0 here, then collect.
@@ -242,8 +241,14 @@ export function convTranspose2dJsThreaded(
   }
 
   for (const part of parts) {
-    const ys = view(part.y, part.plan.N * part.yRun);
-    for (let n = 0; n < part.plan.N; n++) out.set(ys.subarray(n * part.yRun, (n + 1) * part.yRun), part.yDst + n * part.yStride);
+    const p = part.plan;
+    const plane = p.Hout * plan.Wout;
+    const ys = view(part.y, p.N * p.Cout * plane);
+    for (let n = 0; n < p.N; n++) {
+      const dst = ((p.n0 + n) * plan.Cout + p.c0) * HoWo + p.a0 * plan.Wout;
+      if (p.Hout === plan.Hout) out.set(ys.subarray(n * p.Cout * plane, (n + 1) * p.Cout * plane), dst);
+      else for (let c = 0; c < p.Cout; c++) out.set(ys.subarray((n * p.Cout + c) * plane, (n * p.Cout + c + 1) * plane), dst + c * HoWo);
+    }
   }
   return true;
 }

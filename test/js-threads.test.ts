@@ -22,6 +22,9 @@ const cases: Case[] = [
   { name: 'over output channels', x: [1, 64, 20, 20], w: [64, 50, 3, 3], o: { padding: 1 } },
   { name: 'over output channels of several images (weights larger than the input)', x: [8, 128, 2, 2], w: [128, 128, 4, 4], o: {} },
   { name: 'over groups', x: [1, 64, 32, 32], w: [64, 16, 4, 4], o: { stride: 2, padding: 1, groups: 4 } },
+  { name: 'over output rows (one image, one channel)', x: [1, 16, 48, 48], w: [16, 1, 9, 9], o: { stride: 2, padding: 4, outputPadding: 1 } },
+  { name: 'over output rows, stride above the kernel (bias-only rows)', x: [1, 32, 120, 100], w: [32, 2, 1, 3], o: { stride: [3, 1], padding: [0, 1] } },
+  { name: 'over output rows with dilation and padding', x: [1, 48, 80, 80], w: [48, 1, 3, 3], o: { stride: 2, padding: 3, dilation: 3, outputPadding: 1 } },
   { name: 'over images (2 threads) or channels (3), with dilation and output padding', x: [2, 48, 24, 24], w: [48, 20, 3, 3], o: { stride: 2, dilation: 2, outputPadding: 1 } },
 ];
 
