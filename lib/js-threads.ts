@@ -152,7 +152,12 @@ export function convTranspose2dJsThreaded(
   if (flops < PARALLEL_MIN_FLOPS) return false;
   const subPlans = split(plan, Math.min(threads, MAX_WORKERS + 1));
   if (subPlans === null || subPlans.length < 2 || !workerScriptExists()) return false;
-  while (slots.length < subPlans.length - 1) slots.push(startWorker(slots.length));
+  try {
+    while (slots.length < subPlans.length - 1) slots.push(startWorker(slots.length));
+  } catch {
+    workerScriptFound = false; // no threads to be had here (a resource limit, a runtime without workers)
+    return false;
+  }
   const usable = slots.slice(0, subPlans.length - 1);
   if (usable.some((s) => s.broken)) return false;
 
