@@ -294,7 +294,7 @@ async function benchShape(s, ctx) {
     }
   }
   if (tsOk) {
-    await runSync('ts', 1, () => pkg.convTranspose2d(input, weight, { ...convOpts, backend: 'js' }).data);
+    await runSync('ts', pkg.getBackend().threads, () => pkg.convTranspose2d(input, weight, { ...convOpts, backend: 'js' }).data);
   }
   if (tfjs) {
     const why = tfjs.unsupported(sh);
