@@ -22,8 +22,9 @@
  * 3. groups with at least {@link NR} output channels: the chunk's input terms are copied into panels of
  *    {@link MR} pixels (a GEMM's packed A), then per output-channel block of NR channels, per panel, the
  *    `MR × NR` micro-kernel runs one contiguous stream, accumulators in locals (float64), bias, one store;
- *    smaller groups (depthwise, single-output) skip the copy: an 8-pixel × 1-channel kernel reads the
- *    input copy directly.
+ *    groups of 3-5 channels skip the copy and run the same tile on the input copy; groups of one or two
+ *    channels use an 8-pixel × 1-channel tile, except one-channel groups whose column taps read consecutive
+ *    columns: those treat the column taps as channels of the 4 × 3 tile ({@link phaseByTapColumns}).
  *
  * Every output element belongs to exactly one (phase, rectangle, image, channel) and is written exactly
  * once, bias included, so `out` may hold garbage on entry. Accumulation is in float64 whatever the dtype.
@@ -134,6 +135,8 @@ let scratchXTap = new Int32Array(64);
 let scratchWTap = new Int32Array(64);
 const scratchXBase = new Int32Array(MAX_CHUNK);
 const scratchOBase = new Int32Array(MAX_CHUNK);
+/** Per-tap partial sums of one input row, `[tap][column]` ({@link phaseByTapColumns}). */
+let scratchY = new Float64Array(0);
 
 /** The heap with room for at least `size` doubles. */
 function heapOf(size: number): Float64Array {
@@ -202,18 +205,26 @@ export function convTranspose2dJs(plan: Plan, x: FloatArray, w: FloatArray, bias
   const chLast = cinPerGroup >= CHANNELS_LAST_MIN;
   const HW = H * W;
   const cstep = chLast ? 1 : HW;
-  const maxK = cinPerGroup * maxTaps(axesY) * maxTaps(axesX);
+  const maxTy = maxTaps(axesY);
+  const maxTx = maxTaps(axesX);
+  const maxK = cinPerGroup * maxTy * maxTx;
   const panels = coutPerGroup >= PANEL_MIN_CHANNELS;
+  // One output channel per group: phases whose column taps read consecutive input columns go by tap columns.
+  const tapColumns = coutPerGroup === 1 && chLast;
   const xSize = N * Cin * HW;
-  const wSize = maxK * (coutPerGroup >= NR ? Math.ceil(coutPerGroup / NR) * NR : coutPerGroup);
+  const wSize = Math.max(
+    maxK * (coutPerGroup >= NR ? Math.ceil(coutPerGroup / NR) * NR : coutPerGroup),
+    tapColumns ? cinPerGroup * maxTy * Math.ceil(maxTx / NR) * NR : 0,
+  );
   // A chunk's panel holds at most max(CHUNK_BUDGET, MR1 * K) terms (chunkPixels), plus one padded block.
-  const aSize = panels ? Math.max(CHUNK_BUDGET, MR1 * maxK) + MR * maxK : 0;
+  const aSize = panels || tapColumns ? Math.max(CHUNK_BUDGET, MR1 * maxK) + MR * maxK : 0;
   const h = heapOf(xSize + wSize + aSize);
   const ck: Chunk = {
     h, w0: xSize, a0: xSize + wSize, panels, bias: b, out, xTap: scratchXTap, wTap: scratchWTap, T: 0, cin: cinPerGroup, cstep,
     xb: scratchXBase, ob: scratchOBase, np: 0, KF: 0, HoWo, cog: 0, cpg: coutPerGroup,
   };
   copyInput(h, x, N, Cin, HW, chLast);
+  if (tapColumns && scratchY.length < Math.ceil(maxTx / NR) * NR * W) scratchY = new Float64Array(Math.ceil(maxTx / NR) * NR * W);
 
   for (let py = 0; py < axesY.length; py++) {
     const ay = axesY[py] as AxisPhase;
@@ -222,7 +233,12 @@ export function convTranspose2dJs(plan: Plan, x: FloatArray, w: FloatArray, bias
       const ntx = ax.tap.length;
       // Rows of one channel block in the packed weights: every (tap, ci) of the phase.
       const KF = cinPerGroup * ay.tap.length * ntx;
+      const byTapColumns = tapColumns && unitColumnSteps(ax);
       for (let g = 0; g < groups; g++) {
+        if (byTapColumns) {
+          phaseByTapColumns(ck, plan, w, ay, ax, py, px, g);
+          continue;
+        }
         packWeights(h, ck.w0, w, g, cinPerGroup, coutPerGroup, kH, kW, ay.tap, ax.tap, KF);
         const xg = g * cinPerGroup;
         const og = g * coutPerGroup * HoWo;
@@ -289,6 +305,95 @@ export function convTranspose2dJs(plan: Plan, x: FloatArray, w: FloatArray, bias
               computeChunk(ck);
               done += np;
             }
+          }
+        }
+      }
+    }
+  }
+}
+
+/** Whether consecutive column taps of a phase read consecutive input columns (and there are at least two). */
+function unitColumnSteps(ax: AxisPhase): boolean {
+  for (let t = 1; t < ax.off.length; t++) if ((ax.off[t] as number) !== (ax.off[t - 1] as number) - 1) return false;
+  return ax.off.length >= 2;
+}
+
+/**
+ * Phase (py, px) of group g when the group has one output channel (FSRCNN's last layer, C of the bench): the
+ * 8 x 1 tile would load one input value per multiply-add. Instead, for each input row of the phase, the column
+ * taps act as output channels of the 4 x 3 panel GEMM: `Y[tx][ix] = sum over the row segment's (ty, ci) of
+ * x[iy(ty)][ix][ci] * w[ty][tx][ci]` for every input column ix, then each output pixel adds its valid taps,
+ * `out[qx] = bias + sum_tx Y[tx][qx + off(tx)]`. Same multiply-adds, a third of the loads. `ck` is the call's
+ * chunk (heap, input copy, scratch); its panel and weight areas are used here and left for the next phase.
+ */
+function phaseByTapColumns(ck: Chunk, plan: Plan, w: FloatArray, ay: AxisPhase, ax: AxisPhase, py: number, px: number, g: number): void {
+  const { N, Cin, H, W, Cout, Wout, kH, kW, sH, sW, cinPerGroup: cin } = plan;
+  const { h, out } = ck;
+  const nty = ay.tap.length;
+  const ntx = ax.tap.length;
+  const KF = nty * cin; // rows (ty, ci) of one block of NR column taps
+  // weights of the group's one output channel: block of taps [b*NR, b*NR + NR) at w0 + b*NR*KF, row (ty, ci), NR values
+  const kk = kH * kW;
+  for (let ci = 0; ci < cin; ci++) {
+    const src = (g * cin + ci) * kk;
+    for (let ty = 0; ty < nty; ty++) {
+      const rowBase = (ty * cin + ci) * NR;
+      const ky = (ay.tap[ty] as number) * kW;
+      for (let b = 0; b * NR < ntx; b++) {
+        const d = ck.w0 + b * NR * KF + rowBase;
+        for (let j = 0; j < NR; j++) {
+          const tx = b * NR + j;
+          h[d + j] = tx < ntx ? (w[src + ky + (ax.tap[tx] as number)] as number) : 0;
+        }
+      }
+    }
+  }
+  const y = scratchY;
+  const c: Chunk = {
+    h, w0: ck.w0, a0: ck.a0, panels: false, bias: null, out: y, xTap: scratchXTap, wTap: scratchWTap, T: 0, cin, cstep: 1,
+    xb: scratchXBase, ob: scratchOBase, np: 0, KF, HoWo: W, cog: 0, cpg: ntx,
+  };
+  const bv = ck.bias === null ? 0 : (ck.bias[g] as number);
+  const xg = g * cin;
+  const HoWo = plan.Hout * Wout;
+  for (let rs = 0; rs < ay.segments; rs++) {
+    const qy0 = ay.segStart[rs] as number;
+    const qy1 = ay.segStart[rs + 1] as number;
+    const tyLo = ay.segLo[rs] as number;
+    const T = (ay.segHi[rs] as number) - tyLo;
+    if (scratchXTap.length < T) {
+      scratchXTap = new Int32Array(T);
+      scratchWTap = new Int32Array(T);
+    }
+    c.xTap = scratchXTap;
+    c.wTap = scratchWTap;
+    for (let t = 0; t < T; t++) {
+      c.xTap[t] = (ay.off[tyLo + t] as number) * W * Cin;
+      c.wTap[t] = (tyLo + t) * cin;
+    }
+    c.T = T;
+    const chunk = chunkPixels(T * cin);
+    for (let n = 0; n < N; n++) {
+      for (let qy = qy0; qy < qy1; qy++) {
+        if (T > 0) {
+          for (let ix0 = 0; ix0 < W; ix0 += chunk) {
+            const np = Math.min(chunk, W - ix0);
+            for (let p = 0; p < np; p++) {
+              c.xb[p] = ((n * H + qy) * W + ix0 + p) * Cin + xg;
+              c.ob[p] = ix0 + p;
+            }
+            c.np = np;
+            chunkDirect(c);
+          }
+        }
+        const orow = (n * Cout + g) * HoWo + (py + sH * qy) * Wout + px;
+        for (let cs = 0; cs < ax.segments; cs++) {
+          const txLo = T > 0 ? (ax.segLo[cs] as number) : 0;
+          const txHi = T > 0 ? (ax.segHi[cs] as number) : 0;
+          for (let qx = ax.segStart[cs] as number; qx < (ax.segStart[cs + 1] as number); qx++) {
+            let v = bv;
+            for (let tx = txLo; tx < txHi; tx++) v += y[tx * W + qx + (ax.off[tx] as number)] as number;
+            out[orow + sW * qx] = v;
           }
         }
       }

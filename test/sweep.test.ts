@@ -158,6 +158,23 @@ describe.each(backends)('sweep vs naive reference, backend $backend', ({ backend
     }
   });
 
+  it('groups with one output channel and several input channels (the TypeScript tap-column path)', () => {
+    const rng = new Rng(31337);
+    const failures: string[] = [];
+    for (let t = 0; t < 60; t++) {
+      const cfg = randomCfg(rng, { maxCpg: 12, maxCoutPg: 1, maxHW: 9, maxK: 6, maxN: 2, maxGroups: 3 });
+      cfg.coutPerGroup = 1;
+      cfg.Cin = cfg.groups * Math.max(4, cfg.Cin / cfg.groups);
+      const p = makeProblem(rng, cfg);
+      const got = convTranspose2d(p.input, p.weight, { ...p.options, backend });
+      const r = relErr(got.data, p.ref.data);
+      if (!(r <= tolFor(cfg.dtype)) || JSON.stringify([...got.shape]) !== JSON.stringify(p.ref.shape)) {
+        failures.push(`${describeCfg(cfg)}: relative error ${r}`);
+      }
+    }
+    expect(failures).toEqual([]);
+  });
+
   it('tile-edge channel and width sizes (around common micro-kernel tiles)', () => {
     const rng = new Rng(777);
     const sizes = [1, 3, 4, 5, 7, 8, 9, 15, 16, 17, 31, 33];
