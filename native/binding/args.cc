@@ -123,10 +123,8 @@ bool WeightLengthError(const convt::Problem& p, size_t length, ErrorInfo* err) {
                   S(convt::weight_elements(p)));
 }
 
-}  // namespace
-
+// problem: a Float64Array of 16 finite integers, then the core's own consistency check.
 bool ParseProblem(napi_env env, napi_value v, convt::Problem* out, ErrorInfo* err) {
-  // A Float64Array of 16 finite integers, then the core's own consistency check.
   Array pa;
   if (!GetTypedArray(env, v, &pa) || pa.type != napi_float64_array)
     return Fail(err, ErrorClass::kTypeError, kErrInvalidArgument,
@@ -149,8 +147,8 @@ bool ParseProblem(napi_env env, napi_value v, convt::Problem* out, ErrorInfo* er
   return true;
 }
 
+// threads: an integer >= 1 (clamped); NaN, fractions and non-numbers are caller bugs.
 bool ParseThreads(napi_env env, napi_value v, int* threads, ErrorInfo* err) {
-  // An integer >= 1 (clamped); NaN, fractions and non-numbers are caller bugs.
   double t = 0;
   if (napi_get_value_double(env, v, &t) != napi_ok)
     return Fail(err, ErrorClass::kTypeError, kErrInvalidArgument, "threads must be an integer >= 1, got " + Describe(env, v));
@@ -160,18 +158,7 @@ bool ParseThreads(napi_env env, napi_value v, int* threads, ErrorInfo* err) {
   return true;
 }
 
-bool ParseWeightArray(napi_env env, napi_value v, const convt::Problem& p, DType* dtype, const void** data,
-                      size_t* length, ErrorInfo* err) {
-  Array wa;
-  if (!GetTypedArray(env, v, &wa) || !IsFloat(wa.type))
-    return Fail(err, ErrorClass::kTypeError, kErrInvalidArgument,
-                "w must be a Float32Array or Float64Array, got " + Describe(env, v));
-  if (wa.length != uint64_t(convt::weight_elements(p))) return WeightLengthError(p, wa.length, err);
-  *dtype = wa.type == napi_float32_array ? DType::kFloat32 : DType::kFloat64;
-  *data = wa.data;
-  *length = wa.length;
-  return true;
-}
+}  // namespace
 
 bool ParseConvArgs(napi_env env, napi_callback_info info, ConvArgs* args, ErrorInfo* err) {
   size_t argc = kConvArgCount + 1;

@@ -36,16 +36,6 @@ inline constexpr size_t kProblemLength = 16;  // binding.d.ts PROBLEM_LENGTH
 inline constexpr size_t kConvArgCount = 6;   // problem, x, w, bias, out, threads (then an optional weightCache)
 inline constexpr int kMaxThreads = 256;      // larger requests are clamped
 
-// Reads `problem` (a Float64Array of kProblemLength finite integers) and runs convt::check on it.
-bool ParseProblem(napi_env env, napi_value v, convt::Problem* p, ErrorInfo* err);
-
-// Reads `threads`: an integer >= 1, clamped to kMaxThreads.
-bool ParseThreads(napi_env env, napi_value v, int* threads, ErrorInfo* err);
-
-// Checks that `w` is a float typed array with the problem's weight element count; fills *dtype, *data, *length.
-bool ParseWeightArray(napi_env env, napi_value v, const convt::Problem& p, DType* dtype, const void** data,
-                      size_t* length, ErrorInfo* err);
-
 // Reads and checks the call's arguments: counts, types, problem values (finite integers, convt::check),
 // element types, lengths, `out` not overlapping an input. Throws nothing: on failure fills *err and
 // returns false, so the caller can throw (sync) or reject (async).
