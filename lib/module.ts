@@ -90,7 +90,7 @@ export class ConvTranspose2d {
   /** `(outChannels,)`, or null when constructed with `bias: false`. */
   bias: Tensor | null;
   /** The native backend's packed copy of the weights. */
-  private readonly packed = new PackedWeightsCache();
+  readonly #packed = new PackedWeightsCache();
 
   /**
    * @param inChannels - channels of the input.
@@ -189,12 +189,12 @@ export class ConvTranspose2d {
    *   `forward(input, output_size)`.
    */
   forward(input: Tensor, outputSize?: readonly number[]): Tensor {
-    return convTranspose2dWith(this.packed, input, this.weight, this.callOptions(outputSize));
+    return convTranspose2dWith(this.#packed, input, this.weight, this.callOptions(outputSize));
   }
 
   /** As {@link ConvTranspose2d.forward}, computed off the JS thread (resolves with the output). */
   forwardAsync(input: Tensor, outputSize?: readonly number[]): Promise<Tensor> {
-    return convTranspose2dAsyncWith(this.packed, input, this.weight, this.callOptions(outputSize));
+    return convTranspose2dAsyncWith(this.#packed, input, this.weight, this.callOptions(outputSize));
   }
 
   private callOptions(outputSize: readonly number[] | undefined) {
