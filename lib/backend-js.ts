@@ -453,23 +453,40 @@ function packWeights(
   tapX: Int32Array,
   KF: number,
 ): void {
-  const blocked = cpg >= NR;
   const nty = tapY.length;
   const ntx = tapX.length;
   const kk = kH * kW;
-  for (let ci = 0; ci < cinPerGroup; ci++) {
-    const wci = (g * cinPerGroup + ci) * cpg * kk;
+  const ciStride = cpg * kk; // between input channels in w
+  const g0 = g * cinPerGroup * ciStride;
+  if (cpg < NR) {
+    for (let co = 0; co < cpg; co++) {
+      let d = w0 + co * KF;
+      for (let ty = 0; ty < nty; ty++) {
+        for (let tx = 0; tx < ntx; tx++) {
+          let src = g0 + co * kk + (tapY[ty] as number) * kW + (tapX[tx] as number);
+          for (let ci = 0; ci < cinPerGroup; ci++, src += ciStride) h[d++] = w[src] as number;
+        }
+      }
+    }
+    return;
+  }
+  // Block by block, rows in order, so the writes are sequential; the last block's missing channels are zeros.
+  for (let co = 0; co < cpg; co += NR) {
+    const nc = Math.min(NR, cpg - co);
+    let d = w0 + co * KF;
     for (let ty = 0; ty < nty; ty++) {
       for (let tx = 0; tx < ntx; tx++) {
-        const row = (ty * ntx + tx) * cinPerGroup + ci;
-        const src = wci + (tapY[ty] as number) * kW + (tapX[tx] as number);
-        if (blocked) {
-          for (let co = 0; co < cpg; co += NR) {
-            const d = w0 + co * KF + row * NR;
-            for (let j = 0; j < NR; j++) h[d + j] = co + j < cpg ? (w[src + (co + j) * kk] as number) : 0;
+        let src = g0 + co * kk + (tapY[ty] as number) * kW + (tapX[tx] as number);
+        if (nc === NR) {
+          for (let ci = 0; ci < cinPerGroup; ci++, src += ciStride, d += NR) {
+            h[d] = w[src] as number;
+            h[d + 1] = w[src + kk] as number;
+            h[d + 2] = w[src + 2 * kk] as number;
           }
         } else {
-          for (let co = 0; co < cpg; co++) h[w0 + co * KF + row] = w[src + co * kk] as number;
+          for (let ci = 0; ci < cinPerGroup; ci++, src += ciStride, d += NR) {
+            for (let j = 0; j < NR; j++) h[d + j] = j < nc ? (w[src + j * kk] as number) : 0;
+          }
         }
       }
     }
