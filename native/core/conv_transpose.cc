@@ -398,6 +398,27 @@ inline bool tap_hits(const Tap& t, int64_t lo, int64_t hi, int64_t extent) {
   return lo <= hi && hi + t.off >= 0 && lo + t.off <= extent - 1;
 }
 
+struct Bounds {
+  int64_t jmin, jmax, imin, imax;
+};
+
+// Calls f(ty, tx, boff) for each tap (ty, tx) of phase ph that reaches the input from some pixel within bounds
+// b, in kernel order: the segments of one tile, in the order both feeders give them to the micro-kernel. boff
+// is the tap's offset in the phase's packed weights (channel tile 0).
+template <class F>
+void for_each_tile_tap(const Phase& ph, const Bounds& b, const Problem& p, int64_t Cin_g, int64_t nr, F&& f) {
+  const int64_t ntx = static_cast<int64_t>(ph.tx.size());
+  for (size_t iy = 0; iy < ph.ty.size(); ++iy) {
+    const Tap& ty = ph.ty[iy];
+    if (!tap_hits(ty, b.jmin, b.jmax, p.H)) continue;
+    for (size_t ix = 0; ix < ph.tx.size(); ++ix) {
+      const Tap& tx = ph.tx[ix];
+      if (!tap_hits(tx, b.imin, b.imax, p.W)) continue;
+      f(ty, tx, (static_cast<int64_t>(iy) * ntx + static_cast<int64_t>(ix)) * Cin_g * nr);
+    }
+  }
+}
+
 // Two ways to feed the micro-kernel its pixel panel (chosen per problem by a cost model):
 //  - im2col: per tile, copy the tile's pixels for every valid tap into a packed panel (lda = MR).
 //    Exact lanes (tiles may span rows and images), skips taps no pixel of the tile uses; the copy
@@ -476,9 +497,6 @@ inline int make_runs_direct(int64_t q0, int64_t qend, int64_t wblk, int64_t ncol
   return nr;
 }
 
-struct Bounds {
-  int64_t jmin, jmax, imin, imax;
-};
 Bounds run_bounds(const Run* runs, int nrun) {
   Bounds b{std::numeric_limits<int64_t>::max(), -1, std::numeric_limits<int64_t>::max(), -1};
   for (int r = 0; r < nrun; ++r) {
@@ -976,73 +994,67 @@ void run_task_im2col(const GemmCtx<T>& c, const Task& tk) {
     ti.nrun = nrun;
     ti.seg0 = nseg_total;
     int32_t nseg = 0;
-    for (size_t iy = 0; iy < ph.ty.size(); ++iy) {
-      const Tap& ty = ph.ty[iy];
-      if (!tap_hits(ty, b.jmin, b.jmax, p.H)) continue;
-      for (size_t ix = 0; ix < ph.tx.size(); ++ix) {
-        const Tap& tx = ph.tx[ix];
-        if (!tap_hits(tx, b.imin, b.imax, p.W)) continue;
-        T* a = A + aofs;
-        s.aptr[nseg_total + nseg] = a;
-        s.boff[nseg_total + nseg] = (static_cast<int64_t>(iy) * ntx + static_cast<int64_t>(ix)) * Cin_g * pl.var.nr;
-        ++nseg;
-        aofs += Cin_g * mr;
-        for (int r = 0; r < nrun; ++r) {
-          const Run& ru = tr[r];
-          const int64_t iy_in = ru.j + ty.off, ix_in = ru.i + tx.off;
-          RunSrc& q = rs[r];
-          if (iy_in < 0 || iy_in >= p.H) {
-            q.lo = q.hi = 0;
-            q.src = xg;
-          } else if (ru.batch) {  // images n.. of one pixel: contiguous in xt
-            const bool ok = ix_in >= 0 && ix_in < p.W;
-            q.lo = 0;
-            q.hi = ok ? ru.len : 0;
-            q.src = xtg + (iy_in * p.W + (ok ? ix_in : 0)) * p.N + ru.n;
-          } else {
-            q.lo = static_cast<int32_t>(std::min<int64_t>(ru.len, std::max<int64_t>(0, -ix_in)));
-            q.hi = static_cast<int32_t>(std::max<int64_t>(q.lo, std::min<int64_t>(ru.len, p.W - ix_in)));
-            q.src = xg + ru.n * geo.CinHW + iy_in * p.W + ix_in;  // lane l reads src[l] (l in [lo,hi))
-          }
-        }
-        // Batch-inner tiles of 16 images: every run is one pixel's 16 images, copied with a fixed-size move
-        // the compiler inlines (a libc call per 64-byte run cost about a fifth of the A3 layer).
-        bool runs_of_16 = used == mr;
-        for (int r = 0; r < nrun && runs_of_16; ++r) runs_of_16 = tr[r].batch && tr[r].len == 16;
-        if (runs_of_16) {
-          for (int64_t ci = 0; ci < Cin_g; ++ci) {
-            const int64_t cofs_t = ci * geo.HW * p.N;
-            for (int r = 0; r < nrun; ++r) {
-              T* d = a + tr[r].lane0;
-              if (rs[r].hi == 16)
-                std::memcpy(d, rs[r].src + cofs_t, 16 * sizeof(T));
-              else
-                std::memset(d, 0, 16 * sizeof(T));  // T(0) is all-zero bytes for float and double
-            }
-            a += mr;
-          }
-          continue;
-        }
-        for (int64_t ci = 0; ci < Cin_g; ++ci) {
-          const int64_t cofs = ci * geo.HW, cofs_t = ci * geo.HW * p.N;
-          for (int r = 0; r < nrun; ++r) {
-            const Run& ru = tr[r];
-            const RunSrc& q = rs[r];
-            T* d = a + ru.lane0;
-            int32_t l = 0;
-            for (; l < q.lo; ++l) d[l] = T(0);
-            const T* src = q.src + (ru.batch ? cofs_t : cofs);
-            if (q.hi > l) {  // libc's copy: vector moves at the CPU's width for these short runs
-              std::memcpy(d + l, src + l, static_cast<size_t>(q.hi - l) * sizeof(T));
-              l = q.hi;
-            }
-            for (; l < ru.len; ++l) d[l] = T(0);
-          }
-          for (int64_t l = used; l < mr; ++l) a[l] = T(0);
-          a += mr;
+    for_each_tile_tap(ph, b, p, Cin_g, pl.var.nr, [&](const Tap& ty, const Tap& tx, int64_t boff) {
+      T* a = A + aofs;
+      s.aptr[nseg_total + nseg] = a;
+      s.boff[nseg_total + nseg] = boff;
+      ++nseg;
+      aofs += Cin_g * mr;
+      for (int r = 0; r < nrun; ++r) {
+        const Run& ru = tr[r];
+        const int64_t iy_in = ru.j + ty.off, ix_in = ru.i + tx.off;
+        RunSrc& q = rs[r];
+        if (iy_in < 0 || iy_in >= p.H) {
+          q.lo = q.hi = 0;
+          q.src = xg;
+        } else if (ru.batch) {  // images n.. of one pixel: contiguous in xt
+          const bool ok = ix_in >= 0 && ix_in < p.W;
+          q.lo = 0;
+          q.hi = ok ? ru.len : 0;
+          q.src = xtg + (iy_in * p.W + (ok ? ix_in : 0)) * p.N + ru.n;
+        } else {
+          q.lo = static_cast<int32_t>(std::min<int64_t>(ru.len, std::max<int64_t>(0, -ix_in)));
+          q.hi = static_cast<int32_t>(std::max<int64_t>(q.lo, std::min<int64_t>(ru.len, p.W - ix_in)));
+          q.src = xg + ru.n * geo.CinHW + iy_in * p.W + ix_in;  // lane l reads src[l] (l in [lo,hi))
         }
       }
-    }
+      // Batch-inner tiles of 16 images: every run is one pixel's 16 images, copied with a fixed-size move
+      // the compiler inlines (a libc call per 64-byte run cost about a fifth of the A3 layer).
+      bool runs_of_16 = used == mr;
+      for (int r = 0; r < nrun && runs_of_16; ++r) runs_of_16 = tr[r].batch && tr[r].len == 16;
+      if (runs_of_16) {
+        for (int64_t ci = 0; ci < Cin_g; ++ci) {
+          const int64_t cofs_t = ci * geo.HW * p.N;
+          for (int r = 0; r < nrun; ++r) {
+            T* d = a + tr[r].lane0;
+            if (rs[r].hi == 16)
+              std::memcpy(d, rs[r].src + cofs_t, 16 * sizeof(T));
+            else
+              std::memset(d, 0, 16 * sizeof(T));  // T(0) is all-zero bytes for float and double
+          }
+          a += mr;
+        }
+        return;
+      }
+      for (int64_t ci = 0; ci < Cin_g; ++ci) {
+        const int64_t cofs = ci * geo.HW, cofs_t = ci * geo.HW * p.N;
+        for (int r = 0; r < nrun; ++r) {
+          const Run& ru = tr[r];
+          const RunSrc& q = rs[r];
+          T* d = a + ru.lane0;
+          int32_t l = 0;
+          for (; l < q.lo; ++l) d[l] = T(0);
+          const T* src = q.src + (ru.batch ? cofs_t : cofs);
+          if (q.hi > l) {  // libc's copy: vector moves at the CPU's width for these short runs
+            std::memcpy(d + l, src + l, static_cast<size_t>(q.hi - l) * sizeof(T));
+            l = q.hi;
+          }
+          for (; l < ru.len; ++l) d[l] = T(0);
+        }
+        for (int64_t l = used; l < mr; ++l) a[l] = T(0);
+        a += mr;
+      }
+    });
     ti.nseg = nseg;
     nseg_total += nseg;
     nrun_total += nrun;
@@ -1104,7 +1116,6 @@ void run_task_direct(const GemmCtx<T>& c, const Task& tk) {
     const int64_t pr = std::min(ph.Hj, j0 + rows) - j0, pc = std::min(ph.Wj, i0 + cols) - i0;
     if (pr <= 0 || pc <= 0) continue;
     const int64_t qend = (pr - 1) * wblk + pc;
-    const int64_t ntx = static_cast<int64_t>(ph.tx.size());
     for (int64_t q0 = 0; q0 < qend; q0 += mr, ++t) {
       TileInfo& ti = s.infos[t];
       Run* tr = s.runs + nrun_total;
@@ -1118,17 +1129,11 @@ void run_task_direct(const GemmCtx<T>& c, const Task& tk) {
       if (nrun == 0) continue;  // every lane on padding columns: nothing to compute
       const Bounds b = run_bounds(tr, nrun);
       int32_t nseg = 0;
-      for (size_t iy = 0; iy < ph.ty.size(); ++iy) {
-        const Tap& ty = ph.ty[iy];
-        if (!tap_hits(ty, b.jmin, b.jmax, p.H)) continue;
-        for (size_t ix = 0; ix < ph.tx.size(); ++ix) {
-          const Tap& tx = ph.tx[ix];
-          if (!tap_hits(tx, b.imin, b.imax, p.W)) continue;
-          s.aptr[nseg_total + nseg] = blk + (ty.off - pl.ymin) * wblk + (tx.off - pl.xmin) + q0;
-          s.boff[nseg_total + nseg] = (static_cast<int64_t>(iy) * ntx + static_cast<int64_t>(ix)) * Cin_g * pl.var.nr;
-          ++nseg;
-        }
-      }
+      for_each_tile_tap(ph, b, p, Cin_g, pl.var.nr, [&](const Tap& ty, const Tap& tx, int64_t boff) {
+        s.aptr[nseg_total + nseg] = blk + (ty.off - pl.ymin) * wblk + (tx.off - pl.xmin) + q0;
+        s.boff[nseg_total + nseg] = boff;
+        ++nseg;
+      });
       ti.nseg = nseg;
       nseg_total += nseg;
       nrun_total += nrun;
