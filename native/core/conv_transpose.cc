@@ -730,8 +730,8 @@ void scatter_taps(const T* src, int64_t kHW, T* const* dst, int64_t ci) {
 }
 
 template <class T>
-void pack_b_unit(const Plan<T>& pl, const std::vector<TapSlot<T>>& slots, const T* w, T* B, int64_t g, int64_t ct,
-                 T** dst) {
+void pack_b_unit(const Plan<T>& pl, const kernels::TypedSet<T>& ks, const std::vector<TapSlot<T>>& slots, const T* w,
+                 T* B, int64_t g, int64_t ct, T** dst) {
   const Problem& p = *pl.p;
   const int64_t nr = pl.var.nr, Cin_g = pl.geo.Cin_g, Cout_g = pl.geo.Cout_g;
   const int64_t co0 = ct * nr, nc = std::min(nr, Cout_g - co0);
@@ -740,7 +740,12 @@ void pack_b_unit(const Plan<T>& pl, const std::vector<TapSlot<T>>& slots, const 
     const TapSlot<T>& sl = slots[static_cast<size_t>(tap)];
     dst[tap] = B + g * pl.bgroup + sl.ofs + ct * sl.ct_stride;
   }
-  for (int64_t ci = 0; ci < Cin_g; ++ci) {
+  // Full tiles: the ISA's register transposes take the rows (ci, c) they can (whole channels), the loop
+  // below the rest. Rows of one channel are contiguous; channels are Cout/G * kH * kW apart.
+  int64_t ci0 = 0;
+  if (nc == nr && ks.pack_transpose)
+    ci0 = ks.pack_transpose(w + (g * Cin_g * Cout_g + co0) * kHW, Cout_g * kHW, nr, Cin_g * nr, kHW, dst) / nr;
+  for (int64_t ci = ci0; ci < Cin_g; ++ci) {
     const T* src = w + ((g * Cin_g + ci) * Cout_g + co0) * kHW;  // [c < nc][tap], contiguous
     // the rows of later channels are Cout/G * kH * kW apart: too far for the hardware prefetcher
     if (ci + blocking::kPackPrefetch < Cin_g) {
@@ -1145,14 +1150,15 @@ void run_task_direct(const GemmCtx<T>& c, const Task& tk) {
 // Packs B for plan pl (all groups, phases, channel tiles) into B (pl.p->groups * pl.bgroup elements),
 // in parallel over units (group, channel tile).
 template <class T>
-void pack_b(const Plan<T>& pl, const T* w, T* B, int threads, const std::atomic<bool>* cancel) {
+void pack_b(const Plan<T>& pl, const kernels::TypedSet<T>& ks, const T* w, T* B, int threads,
+            const std::atomic<bool>* cancel) {
   const Problem& p = *pl.p;
   const int64_t units = p.groups * pl.ntile_c;
   const std::vector<TapSlot<T>> slots = tap_slots(pl);
   auto pack_unit = [&](int64_t u) {
     const int64_t ct = u % pl.ntile_c, g = u / pl.ntile_c;
     std::vector<T*> dst(slots.size());
-    pack_b_unit(pl, slots, w, B, g, ct, dst.data());
+    pack_b_unit(pl, ks, slots, w, B, g, ct, dst.data());
   };
   if (!threading::parallel_for(units, weight_elements(p) >= blocking::kParallelPackMinElements ? threads : 1, pack_unit,
                                cancel))
@@ -1184,7 +1190,7 @@ void gemm_path(const Problem& p, const T* x, const T* w, const T* Bpre, int forc
   const int64_t nph = static_cast<int64_t>(geo.phases.size());
   const T* B = Bpre;
   if (!B) {
-    pack_b(pl, w, mem, threads, cancel);
+    pack_b(pl, ks, w, mem, threads, cancel);
     B = mem;
   }
 
@@ -1779,7 +1785,7 @@ std::shared_ptr<const PackedWeights> pack_impl(const Problem& p, const T* w, int
   im.nr = pl.var.nr;
   const int64_t n = p.groups * pl.bgroup;
   im.store.resize(static_cast<size_t>((n * int64_t(sizeof(T)) + 7) / 8 + 1));
-  pack_b(pl, w, reinterpret_cast<T*>(im.store.data()), threads, nullptr);
+  pack_b(pl, ts, w, reinterpret_cast<T*>(im.store.data()), threads, nullptr);
   return pw;
 }
 

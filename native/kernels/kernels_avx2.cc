@@ -6,6 +6,8 @@
 #if (defined(__x86_64__) || defined(_M_X64)) && ((defined(__AVX2__) && defined(__FMA__)) || defined(_MSC_VER))
 #include <immintrin.h>
 
+#include <numeric>
+
 #define CONVT_KERNEL_NS isa_avx2
 #include "kernels/gemm_simd.h"
 
@@ -32,6 +34,56 @@ struct VD {
   static reg fma(reg a, reg b, reg c) { return _mm256_fmadd_pd(a, b, c); }
 };
 
+// r[i] = row i of an 8 x 8 block -> r[t] = column t (unpack pairs, shuffle quads within 128-bit lanes, swap
+// the lanes).
+inline void transpose8x8(__m256 r[8]) {
+  __m256 t[8], u[8];
+  for (int i = 0; i < 4; ++i) {
+    t[2 * i] = _mm256_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+    t[2 * i + 1] = _mm256_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+  }
+  for (int i = 0; i < 2; ++i) {  // u[4i + k], 128-bit lane L: column 4L + k of rows 4i..4i+3
+    u[4 * i + 0] = _mm256_shuffle_ps(t[4 * i], t[4 * i + 2], _MM_SHUFFLE(1, 0, 1, 0));
+    u[4 * i + 1] = _mm256_shuffle_ps(t[4 * i], t[4 * i + 2], _MM_SHUFFLE(3, 2, 3, 2));
+    u[4 * i + 2] = _mm256_shuffle_ps(t[4 * i + 1], t[4 * i + 3], _MM_SHUFFLE(1, 0, 1, 0));
+    u[4 * i + 3] = _mm256_shuffle_ps(t[4 * i + 1], t[4 * i + 3], _MM_SHUFFLE(3, 2, 3, 2));
+  }
+  for (int k = 0; k < 4; ++k) {
+    r[k] = _mm256_permute2f128_ps(u[k], u[4 + k], 0x20);
+    r[4 + k] = _mm256_permute2f128_ps(u[k], u[4 + k], 0x31);
+  }
+}
+
+// PackTransposeFn for float32 rows of 16 (4x4 and 1x16 kernels) or 4 (2x2) taps, 8 rows at a time.
+int64_t pack_transpose_f32(const float* src, int64_t ld, int64_t rpg, int64_t rows, int64_t cols, float* const* dst) {
+  if (cols != 16 && cols != 4) return 0;
+  const int64_t block = std::lcm<int64_t>(8, rpg), done = rows / block * block;
+  auto row = [&](int64_t q) { return src + q / rpg * ld + q % rpg * cols; };
+  for (int64_t r0 = 0; r0 < done; r0 += 8) {
+    if (cols == 16) {
+      for (int half = 0; half < 16; half += 8) {
+        __m256 r[8];
+        for (int i = 0; i < 8; ++i) r[i] = _mm256_loadu_ps(row(r0 + i) + half);
+        transpose8x8(r);
+        for (int t = 0; t < 8; ++t) _mm256_storeu_ps(dst[half + t] + r0, r[t]);
+      }
+      continue;
+    }
+    // 4 taps: z[j], 128-bit lane L = row 4L + j; a 4 x 4 transpose within each lane gives tap t of rows
+    // 4L..4L+3 in lane L.
+    __m256 z[4];
+    for (int j = 0; j < 4; ++j)
+      z[j] = _mm256_insertf128_ps(_mm256_castps128_ps256(_mm_loadu_ps(row(r0 + j))), _mm_loadu_ps(row(r0 + 4 + j)), 1);
+    const __m256 t0 = _mm256_unpacklo_ps(z[0], z[1]), t1 = _mm256_unpackhi_ps(z[0], z[1]);
+    const __m256 t2 = _mm256_unpacklo_ps(z[2], z[3]), t3 = _mm256_unpackhi_ps(z[2], z[3]);
+    _mm256_storeu_ps(dst[0] + r0, _mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(1, 0, 1, 0)));
+    _mm256_storeu_ps(dst[1] + r0, _mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(3, 2, 3, 2)));
+    _mm256_storeu_ps(dst[2] + r0, _mm256_shuffle_ps(t1, t3, _MM_SHUFFLE(1, 0, 1, 0)));
+    _mm256_storeu_ps(dst[3] + r0, _mm256_shuffle_ps(t1, t3, _MM_SHUFFLE(3, 2, 3, 2)));
+  }
+  return done;
+}
+
 template <class V, int MRV, int NR>
 GemmVariant<typename V::T> variant() {
   GemmVariant<typename V::T> g;
@@ -53,6 +105,7 @@ KernelSet make() {
   k.f32.add_pairs = &isa_avx2::simd::add_pairs<float>;
   k.f32.store_stride2 = &isa_avx2::simd::store_stride2<float>;
   k.f32.interleave2 = &isa_avx2::simd::interleave2<float>;
+  k.f32.pack_transpose = &pack_transpose_f32;
   k.f64.gemm[0] = variant<VD, 4, 1>();
   k.f64.gemm[1] = variant<VD, 4, 2>();
   k.f64.gemm[2] = variant<VD, 3, 3>();
