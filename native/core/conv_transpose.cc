@@ -975,7 +975,15 @@ void run_task_im2col(const GemmCtx<T>& c, const Task& tk) {
   const int64_t ntx = static_cast<int64_t>(ph.tx.size());
   const int64_t ntaps = static_cast<int64_t>(ph.ty.size()) * ntx;
   const int64_t ntiles = tk.a1 - tk.a0;
-  T* A = static_cast<T*>(scratch(kSlotA, static_cast<size_t>(std::max<int64_t>(1, ntiles * ntaps * Cin_g * mr)) * sizeof(T)));
+  // Batch-inner with N a multiple of MR: every tile is one pixel of MR consecutive images, and every tap listed
+  // for it is in range (a single pixel's bounds are exact), so the micro-kernel reads its lanes straight from
+  // xt (one input channel every H*W*N elements): no panel copy. Measured at 1 thread (16 images, 1x16 tiles,
+  // three runs each): DCGAN 256->128 on 8x8 10.1-10.3 -> 9.5-9.7 ms, 512->256 on 4x4 9.0-9.2 -> 8.7-9.0 ms.
+  const bool from_xt = c.xt && p.N % mr == 0;
+  const int64_t lda = from_xt ? geo.HW * p.N : mr;
+  T* A = from_xt ? nullptr
+                 : static_cast<T*>(scratch(kSlotA, static_cast<size_t>(std::max<int64_t>(1, ntiles * ntaps * Cin_g * mr)) *
+                                                       sizeof(T)));
   const TaskScratch<T> s = task_scratch<T>(ntiles, mr, pl.var.nr, std::max<int64_t>(1, ntaps));
   const T* xg = c.x + tk.g * Cin_g * geo.HW;  // channel 0 of the group, image 0
   const T* xtg = c.xt ? c.xt + tk.g * Cin_g * geo.HW * p.N : nullptr;  // the same in xt
@@ -1000,9 +1008,14 @@ void run_task_im2col(const GemmCtx<T>& c, const Task& tk) {
     ti.seg0 = nseg_total;
     int32_t nseg = 0;
     for_each_tile_tap(ph, b, p, Cin_g, pl.var.nr, [&](const Tap& ty, const Tap& tx, int64_t boff) {
+      s.boff[nseg_total + nseg] = boff;
+      if (from_xt) {
+        const Run& ru = tr[0];
+        s.aptr[nseg_total + nseg++] = xtg + ((ru.j + ty.off) * p.W + ru.i + tx.off) * p.N + ru.n;
+        return;
+      }
       T* a = A + aofs;
       s.aptr[nseg_total + nseg] = a;
-      s.boff[nseg_total + nseg] = boff;
       ++nseg;
       aofs += Cin_g * mr;
       for (int r = 0; r < nrun; ++r) {
@@ -1064,7 +1077,7 @@ void run_task_im2col(const GemmCtx<T>& c, const Task& tk) {
     nseg_total += nseg;
     nrun_total += nrun;
   }
-  compute_tiles(c, tk, s, ntiles, mr);
+  compute_tiles(c, tk, s, ntiles, lda);
 }
 
 template <class T>
