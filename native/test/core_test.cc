@@ -176,6 +176,10 @@ std::vector<Problem> sweep_problems(std::mt19937_64& rng, int count) {
   v.push_back(make_problem(2, 3, 2, 129, 25, 1, 3, 1, 2, 0, 1, 1, 1, 1, 0, 1));       // 2 phases of 64/65
   v.push_back(make_problem(1, 16, 8, 8, 27, 2, 2, 2, 2, 0, 0, 1, 1, 1, 0, 0));        // NR*2+3
   v.push_back(make_problem(5, 7, 3, 3, 11, 4, 4, 2, 2, 1, 1, 1, 1, 1, 0, 0));         // batch-inner small images
+  // batch-inner with N a multiple of MR: tiles read straight from the batch-innermost input copy
+  v.push_back(make_problem(16, 5, 3, 3, 7, 4, 4, 2, 2, 1, 1, 1, 1, 1, 0, 0));         // 16 images
+  v.push_back(make_problem(32, 6, 2, 3, 10, 3, 3, 2, 2, 1, 0, 1, 1, 2, 1, 0));        // 32 images, groups, out pad
+  v.push_back(make_problem(48, 3, 2, 2, 5, 3, 3, 1, 1, 2, 2, 2, 2, 1, 0, 0));         // 48 images, dilation
   v.push_back(make_problem(16, 10, 1, 1, 9, 4, 4, 1, 1, 0, 0, 1, 1, 1, 0, 0));        // DCGAN L1-like
   v.push_back(make_problem(5, 6, 1, 1, 4, 3, 2, 2, 3, 0, 0, 1, 1, 2, 0, 0));          // single pixel, groups, stride
   v.push_back(make_problem(13, 20, 1, 1, 7, 5, 3, 1, 1, 0, 0, 1, 1, 1, 0, 0));        // single pixel, 13 images
