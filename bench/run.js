@@ -122,15 +122,19 @@ async function main() {
   // Peers.
   let ort = null;
   let tfjs = null;
+  let onednn = null;
   const peerInfo = {};
   if (opt.peers) {
     try { ort = require('./peers/ort'); } catch (e) { peerInfo.ort = { available: false, note: e.message }; }
     try { tfjs = require('./peers/tfjs'); } catch (e) { peerInfo.tfjs = { available: false, note: e.message }; }
+    onednn = require('./peers/onednn');
     if (ort) peerInfo.ort = ort.info();
     if (tfjs) peerInfo.tfjs = tfjs.info();
+    peerInfo.onednn = onednn.info();
     for (const [k, v] of Object.entries(peerInfo)) if (!v.available) notes.push(`${k} skipped: ${v.note}`);
     if (ort && !peerInfo.ort.available) ort = null;
     if (tfjs && !peerInfo.tfjs.available) tfjs = null;
+    if (!peerInfo.onednn.available) onednn = null;
   }
 
   const peak = machinePeak(nativeOk ? backend.isa : undefined, log);
@@ -157,7 +161,8 @@ async function main() {
     `${backend.isa ? ` (${backend.isa})` : ''}, default threads ${backend.threads}`);
   log(`peak fp32: T1 ${peak.fp32[1]} / T2 ${peak.fp32[2]} GFLOP/s, fp64: T1 ${peak.fp64[1]} / T2 ${peak.fp64[2]} GFLOP/s — ${peak.source}`);
   log(`peers: ORT ${peerInfo.ort ? (peerInfo.ort.available ? peerInfo.ort.version : 'unavailable') : 'off'}, ` +
-    `tfjs-cpu ${peerInfo.tfjs ? (peerInfo.tfjs.available ? peerInfo.tfjs.version : 'unavailable') : 'off'}`);
+    `tfjs-cpu ${peerInfo.tfjs ? (peerInfo.tfjs.available ? peerInfo.tfjs.version : 'unavailable') : 'off'}, ` +
+    `oneDNN here ${peerInfo.onednn ? (peerInfo.onednn.available ? peerInfo.onednn.version : 'unavailable') : 'off'}`);
   for (const n of notes) log(`note: ${n}`);
   log(`timing: median of >= ${pol.minReps} calls and >= ${pol.minTimeMs} ms per cell after warm-up` +
     ` (calls slower than ${pol.slowMs} ms: ${pol.slowReps ? `${pol.slowReps} reps` : 'the checked first call only'})${opt.quick ? ' [--quick]' : ''}`);
@@ -166,7 +171,7 @@ async function main() {
   const snapStart = C.cpuSnapshot(); // after the peak measurement (a child process) and before the memory probe
   const results = [];
   for (const s of shapes) {
-    const r = await benchShape(s, { opt, pol, pkg, nativeOk, tsOk, ort, tfjs, peak, log });
+    const r = await benchShape(s, { opt, pol, pkg, nativeOk, tsOk, ort, tfjs, onednn, peak, log });
     results.push(r);
   }
 
@@ -208,7 +213,7 @@ async function main() {
 
 /** One shape: every implementation's first call is checked against the reference, then timed. */
 async function benchShape(s, ctx) {
-  const { pol, pkg, nativeOk, tsOk, ort, tfjs, peak, log } = ctx;
+  const { pol, pkg, nativeOk, tsOk, ort, tfjs, onednn, peak, log } = ctx;
   const sh = C.describe(s);
   const data = C.makeData(sh);
   const snap0 = C.cpuSnapshot();
@@ -337,6 +342,22 @@ async function benchShape(s, ctx) {
   const otherLoad = C.foreignLoad(snap0, C.cpuSnapshot(), os.cpus().length);
   if (otherLoad > BUSY) shapeNotes.push(`other processes kept ${otherLoad.toFixed(2)} CPUs busy during this shape: its times are unreliable`);
 
+  if (onednn) {
+    // A child Python process (its own data and float64 reference), after the load check: its CPU time is not another process's.
+    try {
+      const m = onednn.measure(s, pol);
+      const mismatch = !(m.err <= ERR_TOL);
+      if (mismatch) shapeNotes.push(`oneDNN: err ${fmtErr(m.err)} vs PyTorch float64 exceeds ${ERR_TOL}`);
+      for (const threads of [1, 2]) {
+        const t = m[`T${threads}`];
+        cells[`onednnT${threads}`] = cell(t.ms, threads, { reps: t.reps, err: m.err, mismatch });
+      }
+    } catch (e) {
+      cells.onednnT2 = { error: e.message.split('\n')[0] };
+      shapeNotes.push(`oneDNN failed: ${cells.onednnT2.error}`);
+    }
+  }
+
   // Ratios (speed: other's time / ours).
   const ms = (k) => (cells[k] && cells[k].ms > 0 ? cells[k].ms : NaN);
   const a = ANCHORS[sh.id];
@@ -349,6 +370,8 @@ async function benchShape(s, ctx) {
     bestPeerVsOrtT2Anchors: a && bp2 ? a.ortT2 / bp2.ms : NaN,
     bestPeerVsOrtT1Anchors: a && bp1 ? a.ortT1 / bp1.ms : NaN,
     tsVsTfjs: ms('tfjs') / ms('ts'),
+    nativeVsOnednnHereT2: ms('onednnT2') / ms('nativeT2'),
+    nativeVsOnednnHereT1: ms('onednnT1') / ms('nativeT1'),
   };
   ratios.nativeVsBestPeerT2 = ratios.nativeVsOrtT2 / ratios.bestPeerVsOrtT2Anchors;
   ratios.nativeVsBestPeerT1 = ratios.nativeVsOrtT1 / ratios.bestPeerVsOrtT1Anchors;
@@ -358,7 +381,7 @@ async function benchShape(s, ctx) {
   // Per-shape block.
   const rows = [
     ['native T1', 'nativeT1'], ['native T2', 'nativeT2'], ['native T2 out', 'nativeT2out'], ['native T2 mod', 'nativeT2module'], ['TS', 'ts'],
-    ['ORT T1', 'ortT1'], ['ORT T2', 'ortT2'], ['tfjs-cpu', 'tfjs'],
+    ['ORT T1', 'ortT1'], ['ORT T2', 'ortT2'], ['tfjs-cpu', 'tfjs'], ['oneDNN T1', 'onednnT1'], ['oneDNN T2', 'onednnT2'],
   ];
   log(`   ${pad('impl', 14)}${pad(isMicro(sh.id) ? 'µs' : 'ms', 10, true)}${pad('GFLOP/s', 9, true)}${pad('%peak', 7, true)}${pad('reps', 6, true)}  err vs ${refName || '–'}`);
   for (const [label, key] of rows) {
@@ -373,7 +396,7 @@ async function benchShape(s, ctx) {
   }
   const bpName = bp2 ? bp2.name : '?';
   log(`   native/ORT T2 ${fmtX(ratios.nativeVsOrtT2)} (module ${fmtX(ratios.nativeModuleVsOrtT2)}) | bestPeer(${bpName})/ORT T2 (anchors) ${fmtX(ratios.bestPeerVsOrtT2Anchors)}` +
-    ` | native/bestPeer T2 ${fmtX(ratios.nativeVsBestPeerT2)} | TS/tfjs ${fmtX(ratios.tsVsTfjs)}`);
+    ` | native/bestPeer T2 ${fmtX(ratios.nativeVsBestPeerT2)} | native/oneDNN-here T2 ${fmtX(ratios.nativeVsOnednnHereT2)} | TS/tfjs ${fmtX(ratios.tsVsTfjs)}`);
   for (const n of shapeNotes) log(`   note: ${n}`);
 
   return {
@@ -456,6 +479,8 @@ function summarize(results) {
     bestPeerT2VsOrtT2Anchors: g(col((r) => r.ratios.bestPeerVsOrtT2Anchors)),
     tsVsTfjs: g(col((r) => r.ratios.tsVsTfjs)),
     nativeOutVsFreshT2: g(col((r) => r.ratios.nativeOutVsFreshT2)),
+    nativeT2VsOnednnHereT2: g(col((r) => r.ratios.nativeVsOnednnHereT2)),
+    nativeT1VsOnednnHereT1: g(col((r) => r.ratios.nativeVsOnednnHereT1)),
   };
 }
 
@@ -465,15 +490,15 @@ function printSummary(results, summary, fp64, memory, peak, log) {
   log('## busy = CPUs used by other processes while the shape ran; ! = err above tolerance)');
   log('');
   const head = ['shape', 'GFLOP', 'native T1', 'native T2', 'native T2 out', 'native T2 module', 'TS', 'ORT T1', 'ORT T2', 'tfjs-cpu',
-    'native/ORT T2', 'module/ORT T2', 'bestPeer/ORT T2 (anchors)', 'native/bestPeer T2', 'TS/tfjs', 'busy'];
+    'oneDNN T2 (here)', 'native/ORT T2', 'module/ORT T2', 'bestPeer/ORT T2 (anchors)', 'native/bestPeer T2', 'native/oneDNN T2 (here)', 'TS/tfjs', 'busy'];
   const rows = results.map((r) => {
     const c = r.cells;
     return [
       r.id, r.gflop >= 0.001 ? r.gflop.toFixed(3) : r.gflop.toExponential(0),
       cellText(c.nativeT1, r.id), cellText(c.nativeT2, r.id), cellText(c.nativeT2out, r.id), cellText(c.nativeT2module, r.id),
-      cellText(c.ts, r.id, false), cellText(c.ortT1, r.id), cellText(c.ortT2, r.id), cellText(c.tfjs, r.id, false),
+      cellText(c.ts, r.id, false), cellText(c.ortT1, r.id), cellText(c.ortT2, r.id), cellText(c.tfjs, r.id, false), cellText(c.onednnT2, r.id),
       fmtX(r.ratios.nativeVsOrtT2), fmtX(r.ratios.nativeModuleVsOrtT2), `${fmtX(r.ratios.bestPeerVsOrtT2Anchors)}${r.bestPeerT2 ? ` ${r.bestPeerT2.name}` : ''}`,
-      fmtX(r.ratios.nativeVsBestPeerT2), fmtX(r.ratios.tsVsTfjs),
+      fmtX(r.ratios.nativeVsBestPeerT2), fmtX(r.ratios.nativeVsOnednnHereT2), fmtX(r.ratios.tsVsTfjs),
       Number.isFinite(r.otherLoadCpus) ? r.otherLoadCpus.toFixed(2) : '–',
     ];
   });
@@ -494,6 +519,8 @@ function printSummary(results, summary, fp64, memory, peak, log) {
   gm('nativeT1VsOrtT1', 'native T1 vs ORT T1');
   gm('nativeT1VsBestPeerT1Scaled', 'native T1 vs best peer T1 (scaled by ORT now)');
   gm('nativeOutVsFreshT2', 'native T2 out vs fresh');
+  gm('nativeT2VsOnednnHereT2', 'native T2 vs oneDNN T2 measured here');
+  gm('nativeT1VsOnednnHereT1', 'native T1 vs oneDNN T1 measured here');
   gm('tsVsTfjs', 'TS vs tfjs-cpu (speedup)');
   if (fp64.length) {
     log('');
