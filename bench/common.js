@@ -108,8 +108,8 @@ const turn = () => new Promise((resolve) => setImmediate(resolve));
  * call; returns { ms (median), reps, samples summary }.
  */
 async function timeCalls(fn, estMs, pol) {
-  // A sync fn is timed as called; only a promise is awaited (an `await` of a plain value adds a microtask hop,
-  // about 2 µs of Z's 4.5 in an earlier run).
+  // A sync fn is timed as called; only a promise is awaited (an `await` of a plain value would add a microtask
+  // hop to the timed region).
   const call = (f) => {
     const r = f();
     return r && typeof r.then === 'function' ? r : undefined;
