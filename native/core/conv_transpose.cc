@@ -743,8 +743,8 @@ void pack_b_unit(const Plan<T>& pl, const kernels::TypedSet<T>& ks, const std::v
   // Full tiles: the ISA's register transposes take the rows (ci, c) they can (whole channels), the loop
   // below the rest. Rows of one channel are contiguous; channels are Cout/G * kH * kW apart.
   int64_t ci0 = 0;
-  if (nc == nr && ks.pack_transpose)
-    ci0 = ks.pack_transpose(w + (g * Cin_g * Cout_g + co0) * kHW, Cout_g * kHW, nr, Cin_g * nr, kHW, dst) / nr;
+  if (nc == nr && ks.transpose)
+    ci0 = ks.transpose(w + (g * Cin_g * Cout_g + co0) * kHW, Cout_g * kHW, nr, Cin_g * nr, kHW, dst) / nr;
   for (int64_t ci = ci0; ci < Cin_g; ++ci) {
     const T* src = w + ((g * Cin_g + ci) * Cout_g + co0) * kHW;  // [c < nc][tap], contiguous
     // the rows of later channels are Cout/G * kH * kW apart: too far for the hardware prefetcher
@@ -1273,7 +1273,18 @@ void gemm_path(const Problem& p, const T* x, const T* w, const T* Bpre, int forc
     xt = static_cast<T*>(scratch(kSlotXT, static_cast<size_t>(input_elements(p)) * sizeof(T)));
     const int64_t HW = geo.HW, N = p.N;
     auto transpose = [&](int64_t ci) {
-      for (int64_t q = 0; q < HW; ++q)
+      // 16 pixels at a time through the ISA's register transposes (whole blocks of images), the rest here
+      int64_t q = 0;
+      if (ks.transpose) {
+        T* dst[16];
+        for (; q + 16 <= HW; q += 16) {
+          for (int64_t t = 0; t < 16; ++t) dst[t] = xt + (ci * HW + q + t) * N;
+          const int64_t done = ks.transpose(x + ci * HW + q, p.Cin * HW, 1, N, 16, dst);
+          for (int64_t t = 0; t < 16; ++t)
+            for (int64_t n = done; n < N; ++n) dst[t][n] = x[(n * p.Cin + ci) * HW + q + t];
+        }
+      }
+      for (; q < HW; ++q)
         for (int64_t n = 0; n < N; ++n) xt[(ci * HW + q) * N + n] = x[(n * p.Cin + ci) * HW + q];
     };
     if (!threading::parallel_for(p.Cin, input_elements(p) >= blocking::kParallelFillMinElements ? threads : 1, transpose,
@@ -1297,9 +1308,15 @@ void gemm_path(const Problem& p, const T* x, const T* w, const T* Bpre, int forc
     const int64_t N = p.N, HWo = geo.HWo;
     auto unstage = [&](int64_t co) {
       const T* src = yt + co * HWo * N;
+      int64_t q0 = 0;  // positions done by the ISA's register transposes (16 or 4 images; else none)
+      if (ks.transpose && N <= 16) {
+        T* dst[16];
+        for (int64_t n = 0; n < N; ++n) dst[n] = y + (n * p.Cout + co) * HWo;
+        q0 = ks.transpose(src, N, 1, HWo, N, dst);
+      }
       for (int64_t n = 0; n < N; ++n) {
         T* dst = y + (n * p.Cout + co) * HWo;
-        for (int64_t q = 0; q < HWo; ++q) dst[q] = src[q * N + n];
+        for (int64_t q = q0; q < HWo; ++q) dst[q] = src[q * N + n];
       }
     };
     const int fill_threads = output_elements(p) >= blocking::kParallelFillMinElements ? threads : 1;

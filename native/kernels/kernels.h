@@ -39,12 +39,13 @@ using StoreStride2Fn = void (*)(T* d, const T* a, int64_t n);
 template <class T>
 using Interleave2Fn = void (*)(T* d, const T* a, const T* b, int64_t n);
 
-// Weight packing transpose: `rows` rows of `cols` elements, row r at src + (r / rpg) * ld + (r % rpg) * cols
-// (groups of rpg contiguous rows, ld apart), stored transposed: dst[t][r] = element t of row r, t < cols.
-// Does a prefix of whole blocks of lcm(16, rpg) rows with register transposes and returns its length
-// (0 when it has no code for `cols`); the caller copies the remaining rows.
+// Transpose (weight packing, batch-innermost copies of input and output): `rows` rows of `cols` elements, row r
+// at src + (r / rpg) * ld + (r % rpg) * cols (groups of rpg contiguous rows, ld apart), stored transposed:
+// dst[t][r] = element t of row r, t < cols. Does a prefix of whole blocks of lcm(V, rpg) rows (V: the kernel's
+// block, 16 or 8) with register transposes and returns its length (0 when it has no code for `cols`: it has
+// for 16 and 4); the caller copies the remaining rows.
 template <class T>
-using PackTransposeFn = int64_t (*)(const T* src, int64_t ld, int64_t rpg, int64_t rows, int64_t cols, T* const* dst);
+using TransposeFn = int64_t (*)(const T* src, int64_t ld, int64_t rpg, int64_t rows, int64_t cols, T* const* dst);
 
 template <class T>
 struct GemmVariant {
@@ -62,7 +63,7 @@ struct TypedSet {
   AddPairsFn<T> add_pairs = nullptr;
   StoreStride2Fn<T> store_stride2 = nullptr;
   Interleave2Fn<T> interleave2 = nullptr;
-  PackTransposeFn<T> pack_transpose = nullptr;  // optional
+  TransposeFn<T> transpose = nullptr;  // optional
 };
 
 struct KernelSet {

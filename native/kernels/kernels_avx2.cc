@@ -54,8 +54,8 @@ inline void transpose8x8(__m256 r[8]) {
   }
 }
 
-// PackTransposeFn for float32 rows of 16 (4x4 and 1x16 kernels) or 4 (2x2) taps, 8 rows at a time.
-int64_t pack_transpose_f32(const float* src, int64_t ld, int64_t rpg, int64_t rows, int64_t cols, float* const* dst) {
+// TransposeFn for float32 rows of 16 (4x4 and 1x16 kernels' taps, 16 images) or 4 (2x2 kernels' taps, 4 images), 8 rows at a time.
+int64_t transpose_f32(const float* src, int64_t ld, int64_t rpg, int64_t rows, int64_t cols, float* const* dst) {
   if (cols != 16 && cols != 4) return 0;
   const int64_t block = std::lcm<int64_t>(8, rpg), done = rows / block * block;
   auto row = [&](int64_t q) { return src + q / rpg * ld + q % rpg * cols; };
@@ -105,7 +105,7 @@ KernelSet make() {
   k.f32.add_pairs = &isa_avx2::simd::add_pairs<float>;
   k.f32.store_stride2 = &isa_avx2::simd::store_stride2<float>;
   k.f32.interleave2 = &isa_avx2::simd::interleave2<float>;
-  k.f32.pack_transpose = &pack_transpose_f32;
+  k.f32.transpose = &transpose_f32;
   k.f64.gemm[0] = variant<VD, 4, 1>();
   k.f64.gemm[1] = variant<VD, 4, 2>();
   k.f64.gemm[2] = variant<VD, 3, 3>();

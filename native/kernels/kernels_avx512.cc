@@ -122,9 +122,9 @@ inline void transpose16x16(__m512 r[16]) {
   }
 }
 
-// PackTransposeFn for float32 rows of 16 (4x4 and 1x16 kernels) or 4 (2x2) taps, 16 rows at a time.
+// TransposeFn for float32 rows of 16 (4x4 and 1x16 kernels' taps, 16 images) or 4 (2x2 kernels' taps, 4 images), 16 rows at a time.
 // (The scalar copy this replaces moved ~0.5 element per cycle; A2's 8 MiB of weights took ~0.65 ms at 2 threads.)
-int64_t pack_transpose_f32(const float* src, int64_t ld, int64_t rpg, int64_t rows, int64_t cols, float* const* dst) {
+int64_t transpose_f32(const float* src, int64_t ld, int64_t rpg, int64_t rows, int64_t cols, float* const* dst) {
   if (cols != 16 && cols != 4) return 0;
   const int64_t block = std::lcm<int64_t>(16, rpg), done = rows / block * block;
   auto row = [&](int64_t q) { return src + q / rpg * ld + q % rpg * cols; };
@@ -179,7 +179,7 @@ KernelSet make() {
   k.f32.add_pairs = &isa_avx512::simd::add_pairs<float>;
   k.f32.store_stride2 = &store_stride2_f32;
   k.f32.interleave2 = &interleave2_f32;
-  k.f32.pack_transpose = &pack_transpose_f32;
+  k.f32.transpose = &transpose_f32;
   k.f64.gemm[0] = variant<VD, 8, 1>();
   k.f64.gemm[1] = variant<VD, 8, 2>();
   k.f64.gemm[2] = variant<VD, 6, 3>();

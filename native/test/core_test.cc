@@ -180,6 +180,10 @@ std::vector<Problem> sweep_problems(std::mt19937_64& rng, int count) {
   v.push_back(make_problem(16, 5, 3, 3, 7, 4, 4, 2, 2, 1, 1, 1, 1, 1, 0, 0));         // 16 images
   v.push_back(make_problem(32, 6, 2, 3, 10, 3, 3, 2, 2, 1, 0, 1, 1, 2, 1, 0));        // 32 images, groups, out pad
   v.push_back(make_problem(48, 3, 2, 2, 5, 3, 3, 1, 1, 2, 2, 2, 2, 1, 0, 0));         // 48 images, dilation
+  // batch-innermost copies of input and output through the register transposes, and their tails
+  v.push_back(make_problem(16, 3, 4, 5, 6, 4, 4, 2, 2, 1, 1, 1, 1, 1, 0, 0));         // 16 images, 20 pixels
+  v.push_back(make_problem(20, 3, 5, 4, 5, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 1));         // 20 images: 16 + 4
+  v.push_back(make_problem(4, 5, 3, 3, 6, 2, 2, 2, 2, 0, 0, 1, 1, 1, 0, 0));          // 4 images
   v.push_back(make_problem(16, 10, 1, 1, 9, 4, 4, 1, 1, 0, 0, 1, 1, 1, 0, 0));        // DCGAN L1-like
   v.push_back(make_problem(5, 6, 1, 1, 4, 3, 2, 2, 3, 0, 0, 1, 1, 2, 0, 0));          // single pixel, groups, stride
   v.push_back(make_problem(13, 20, 1, 1, 7, 5, 3, 1, 1, 0, 0, 1, 1, 1, 0, 0));        // single pixel, 13 images
