@@ -518,6 +518,8 @@ double cost_im2col(Plan<T>& pl) {
   const int64_t mr = pl.var.mr, nr = pl.var.nr;
   const int64_t ntile_c = (pl.geo.Cout_g + nr - 1) / nr;
   std::vector<Run> runs(static_cast<size_t>(mr));
+  // batch-inner tiles of one pixel read the batch-innermost input copy directly (run_task_im2col): no panels
+  const double panel_copy = pl.batch_inner && p.N % mr == 0 ? 0.0 : 1.0;
   double steps = 0, copied = 0;
   for (Phase& ph : pl.geo.phases) {
     ph.M = p.N * ph.Hj * ph.Wj;
@@ -525,7 +527,7 @@ double cost_im2col(Plan<T>& pl) {
     const int64_t T_all = static_cast<int64_t>(ph.ty.size() * ph.tx.size());
     if (ph.M > blocking::kExactCostMaxPixels) {
       steps += static_cast<double>(ph.mtiles) * static_cast<double>(T_all * pl.geo.Cin_g + 4);
-      copied += static_cast<double>(ph.mtiles * mr) * static_cast<double>(T_all * pl.geo.Cin_g);
+      copied += panel_copy * static_cast<double>(ph.mtiles * mr) * static_cast<double>(T_all * pl.geo.Cin_g);
       continue;
     }
     for (int64_t mt = 0; mt < ph.mtiles; ++mt) {
@@ -535,10 +537,11 @@ double cost_im2col(Plan<T>& pl) {
       for (const Tap& t : ph.ty) cy += tap_hits(t, b.jmin, b.jmax, p.H);
       for (const Tap& t : ph.tx) cx += tap_hits(t, b.imin, b.imax, p.W);
       steps += static_cast<double>(cy * cx * pl.geo.Cin_g + 4);  // +4: per-tile store/overhead
-      copied += static_cast<double>(cy * cx * pl.geo.Cin_g * mr);
+      copied += panel_copy * static_cast<double>(cy * cx * pl.geo.Cin_g * mr);
     }
   }
-  if (pl.batch_inner) copied += 2.0 * static_cast<double>(input_elements(p));  // x with the batch innermost (strided)
+  // x copied with the batch innermost, and the staged output back (transposes)
+  if (pl.batch_inner) copied += 2.0 * static_cast<double>(input_elements(p) + output_elements(p));
   return steps * static_cast<double>(ntile_c * nr * mr) / tile_eff(nr) + blocking::kCopyCost * copied;
 }
 
@@ -632,10 +635,14 @@ Plan<T> make_plan(const Problem& p, const kernels::TypedSet<T>& ks, int forced_n
   double best_cost = -1;
   bool any_small = false;
   for (const Phase& ph : best.geo.phases) any_small |= ph.Hj * ph.Wj <= blocking::kBatchInnerMaxPhasePixels;
+  // Batch-inner for larger phases too when tiles of one pixel can read the batch-innermost input copy (N a
+  // multiple of MR) and the output is staged (else each lane is a store to another image).
+  const bool stageable = output_elements(p) * int64_t(sizeof(T)) <= blocking::kBatchInnerStageMaxBytes;
   for (int mode = 0; mode < 3; ++mode) {  // 0: im2col batch-outer, 1: im2col batch-inner, 2: direct
-    if (forced >= 0 ? mode != forced : (mode == 1 && (p.N <= 1 || !any_small))) continue;
+    if (forced >= 0 ? mode != forced : (mode == 1 && (p.N <= 1 || (!any_small && !stageable)))) continue;
     for (int v = 0; v < kernels::kMaxVariants && ks.gemm[v].fn; ++v) {
       if (forced_nr > 0 && ks.gemm[v].nr != forced_nr) continue;
+      if (forced < 0 && mode == 1 && !any_small && p.N % ks.gemm[v].mr != 0) continue;
       Plan<T> cand;
       cand.p = &p;
       cand.geo = best.geo;
