@@ -441,6 +441,14 @@ struct Plan {
   int64_t R = 1, Cb = 1, maxHj = 0, maxWj = 0;
 };
 
+// Batch-inner with N a multiple of MR: every tile is one pixel of MR consecutive images, and every tap listed for
+// it is in range (a single pixel's bounds are exact), so the micro-kernel reads its lanes straight from the
+// batch-innermost input copy xt (one input channel every H*W*N elements): no pixel panel is copied.
+template <class T>
+bool tiles_read_xt(const Plan<T>& pl) {
+  return pl.batch_inner && pl.p->N % pl.var.mr == 0;
+}
+
 // Lanes of tile [m0, m0 + MR) of a phase (im2col mode), as runs.
 template <class T>
 int make_runs(const Plan<T>& pl, const Phase& ph, int64_t m0, Run* runs) {
@@ -518,8 +526,7 @@ double cost_im2col(Plan<T>& pl) {
   const int64_t mr = pl.var.mr, nr = pl.var.nr;
   const int64_t ntile_c = (pl.geo.Cout_g + nr - 1) / nr;
   std::vector<Run> runs(static_cast<size_t>(mr));
-  // batch-inner tiles of one pixel read the batch-innermost input copy directly (run_task_im2col): no panels
-  const double panel_copy = pl.batch_inner && p.N % mr == 0 ? 0.0 : 1.0;
+  const double panel_copy = tiles_read_xt(pl) ? 0.0 : 1.0;
   double steps = 0, copied = 0;
   for (Phase& ph : pl.geo.phases) {
     ph.M = p.N * ph.Hj * ph.Wj;
@@ -642,7 +649,7 @@ Plan<T> make_plan(const Problem& p, const kernels::TypedSet<T>& ks, int forced_n
     if (forced >= 0 ? mode != forced : (mode == 1 && (p.N <= 1 || (!any_small && !stageable)))) continue;
     for (int v = 0; v < kernels::kMaxVariants && ks.gemm[v].fn; ++v) {
       if (forced_nr > 0 && ks.gemm[v].nr != forced_nr) continue;
-      if (forced < 0 && mode == 1 && !any_small && p.N % ks.gemm[v].mr != 0) continue;
+      if (forced < 0 && mode == 1 && !any_small && p.N % ks.gemm[v].mr != 0) continue;  // see tiles_read_xt
       Plan<T> cand;
       cand.p = &p;
       cand.geo = best.geo;
@@ -982,11 +989,9 @@ void run_task_im2col(const GemmCtx<T>& c, const Task& tk) {
   const int64_t ntx = static_cast<int64_t>(ph.tx.size());
   const int64_t ntaps = static_cast<int64_t>(ph.ty.size()) * ntx;
   const int64_t ntiles = tk.a1 - tk.a0;
-  // Batch-inner with N a multiple of MR: every tile is one pixel of MR consecutive images, and every tap listed
-  // for it is in range (a single pixel's bounds are exact), so the micro-kernel reads its lanes straight from
-  // xt (one input channel every H*W*N elements): no panel copy. Measured at 1 thread (16 images, 1x16 tiles,
-  // three runs each): DCGAN 256->128 on 8x8 10.1-10.3 -> 9.5-9.7 ms, 512->256 on 4x4 9.0-9.2 -> 8.7-9.0 ms.
-  const bool from_xt = c.xt && p.N % mr == 0;
+  // Measured at 1 thread (16 images, 1x16 tiles, three runs each), reading xt instead of copying panels:
+  // DCGAN 256->128 on 8x8 10.1-10.3 -> 9.5-9.7 ms, 512->256 on 4x4 9.0-9.2 -> 8.7-9.0 ms.
+  const bool from_xt = tiles_read_xt(pl);
   const int64_t lda = from_xt ? geo.HW * p.N : mr;
   T* A = from_xt ? nullptr
                  : static_cast<T*>(scratch(kSlotA, static_cast<size_t>(std::max<int64_t>(1, ntiles * ntaps * Cin_g * mr)) *
@@ -1246,14 +1251,23 @@ void gemm_path(const Problem& p, const T* x, const T* w, const T* Bpre, int forc
               tasks.push_back({g, n, j0, std::min(pl.maxHj, j0 + pl.R), i0, std::min(pl.maxWj, i0 + pl.Cb), ct,
                                std::min(pl.ntile_c, ct + ct_per)});
   } else {
-    int64_t mt_per =
-        std::max<int64_t>(1, blocking::kABlockBytes / std::max<int64_t>(1, pl.maxK * mr * int64_t(sizeof(T))));
+    // Tiles that read xt need no pixel panel, so a task may take all the tiles of a phase, and the channel tiles
+    // are split first: each weight panel is then read once per call (with 2-tile tasks, DCGAN 512->256 on 4x4
+    // read its 8 MiB of packed weights 8 times, and slowed down whenever the shared L3 could not hold them).
+    const bool from_xt = tiles_read_xt(pl);
+    int64_t max_mtiles = 1;
+    for (const Phase& ph : geo.phases) max_mtiles = std::max(max_mtiles, ph.mtiles);
+    int64_t mt_per = from_xt ? max_mtiles
+                             : std::max<int64_t>(1, blocking::kABlockBytes /
+                                                        std::max<int64_t>(1, pl.maxK * mr * int64_t(sizeof(T))));
     int64_t ct_per = pl.ntile_c;
     auto count_tasks = [&](int64_t mtp, int64_t ctp) {
       int64_t k = 0;
       for (const Phase& ph : geo.phases) k += ((ph.mtiles + mtp - 1) / mtp) * ((pl.ntile_c + ctp - 1) / ctp);
       return k * p.groups;
     };
+    if (from_xt)
+      while (count_tasks(mt_per, ct_per) < balance && ct_per > 1) ct_per = (ct_per + 1) / 2;
     while (count_tasks(mt_per, ct_per) < balance && mt_per > 1) mt_per = (mt_per + 1) / 2;
     while (count_tasks(mt_per, ct_per) < want && ct_per > 1) ct_per = (ct_per + 1) / 2;
     tasks.reserve(static_cast<size_t>(count_tasks(mt_per, ct_per)));
