@@ -6,6 +6,7 @@ const SERIES = [
   { key: 'nativeT2', label: 'conv-transpose native, 2 threads', color: '#1f6feb' },
   { key: 'nativeT2out', label: 'native, 2 threads, reused out buffer', color: '#8ab4f8' },
   { key: 'ortT2', label: 'onnxruntime-node, 2 threads', color: '#e8710a' },
+  { key: 'onednnT2', label: 'oneDNN (PyTorch), 2 threads, measured here', color: '#9334e6' },
   { key: 'bestPeer', label: 'best peer T2 (anchors.md, scaled by ORT now)', color: '#9aa0a6' },
   { key: 'ts', label: 'conv-transpose TypeScript', color: '#188038' },
   { key: 'tfjs', label: 'tfjs-cpu', color: '#c5221f' },
