@@ -19,7 +19,8 @@ export const PROBLEM_LENGTH: 16;
  * A weight cache from {@link createWeightCache}: an opaque object (its memory is freed when it is garbage
  * collected) holding one set of weights packed for the kernels and a copy of the bytes they came from. A call
  * given a cache compares its `w` with that copy: equal bytes (and the same channels, groups, kernel, stride,
- * padding, dilation and dtype) reuse the packed weights; anything else packs `w` into the cache first.
+ * padding, dilation and dtype) reuse the packed weights; anything else packs `w` into the cache first. Problems
+ * whose kernel reads the weights as they are (depthwise; a 1x1 input without padding) leave the cache unused.
  */
 export interface WeightCache {
   /** Brand: only createWeightCache makes these. */

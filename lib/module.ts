@@ -84,7 +84,8 @@ export class ConvTranspose2d {
    * `(inChannels, outChannels / groups, kH, kW)`. May be replaced (e.g. with trained values) by one of the same shape
    * and dtype, or written in place. On the native backend the module keeps the weights packed for the kernels,
    * with a copy of the values they came from (about twice the weight's memory): each forward compares the
-   * current values with that copy and packs again only when they differ.
+   * current values with that copy and packs again only when they differ (depthwise layers and 1x1 inputs without
+   * padding read the weights as they are and keep no copy).
    */
   weight: Tensor;
   /** `(outChannels,)`, or null when constructed with `bias: false`. */

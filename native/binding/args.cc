@@ -246,8 +246,8 @@ bool ParseConvArgs(napi_env env, napi_callback_info info, ConvArgs* args, ErrorI
       return Fail(err, ErrorClass::kRangeError, kErrOut,
                   std::string("out shares memory with ") + what + " (out must not overlap x, w or bias)");
   }
-  // Last, once every check passed: the cache packs (or finds) the weights.
-  if (cache != nullptr && args->out_len > 0)
+  // Last, once every check passed: the cache packs (or finds) the weights, where packing saves work.
+  if (cache != nullptr && args->out_len > 0 && convt::packing_saves_work(p))
     args->packed = PackedFromCache(env, cache, p, args->dtype, args->w, args->w_len, args->threads);
   return true;
 }

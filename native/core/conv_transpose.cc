@@ -1742,13 +1742,18 @@ void depthwise_path(const Problem& p, const T* x, const T* w, const T* bias, T* 
 const kernels::TypedSet<float>& typed(const kernels::KernelSet& k, float*) { return k.f32; }
 const kernels::TypedSet<double>& typed(const kernels::KernelSet& k, double*) { return k.f64; }
 
+// The paths that compute from the caller's weight layout: depthwise, and a 1x1 input without padding.
+bool reads_raw_weights(const Problem& p) {
+  return p.Cin / p.groups == 1 || (g_force_mode.load(std::memory_order_relaxed) < 0 && single_pixel(p));
+}
+
 // How weights are laid out for a path: raw (the caller's layout: depthwise, single pixel; kept raw when
 // packed, so that they still serve any other size), phase GEMM panels, scatter panels.
 enum class Layout { kRaw, kPhase, kScatter };
 
 template <class T>
 Layout choose_layout(const Problem& p, const kernels::TypedSet<T>& ts) {
-  if (p.Cin / p.groups == 1 || (g_force_mode.load(std::memory_order_relaxed) < 0 && single_pixel(p))) return Layout::kRaw;
+  if (reads_raw_weights(p)) return Layout::kRaw;
   return prefer_scatter(p, ts) ? Layout::kScatter : Layout::kPhase;
 }
 
@@ -1852,6 +1857,8 @@ std::string run_packed(const Problem& p, const T* x, const PackedWeights& pw, co
 }
 
 }  // namespace
+
+bool packing_saves_work(const Problem& p) { return check(p).empty() && !reads_raw_weights(p); }
 
 std::string check_packed(const Problem& p, const PackedWeights& w, bool f64) {
   const PackedWeights::Impl& im = PackedWeightsAccess::impl(w);

@@ -71,6 +71,9 @@ class PackedWeights {
 // some tap reaches are stored). May throw std::bad_alloc.
 std::shared_ptr<const PackedWeights> pack_weights(const Problem& p, const float* w, int threads = 1);
 std::shared_ptr<const PackedWeights> pack_weights(const Problem& p, const double* w, int threads = 1);
+// Whether weights packed once save work for problems like p: false for the paths that read the caller's weights
+// as they are (depthwise; a 1x1 input without padding), where a packed copy would only add a copy.
+bool packing_saves_work(const Problem& p);
 // Why w cannot serve problem p with the given dtype (f64: double), or an empty string when it can.
 std::string check_packed(const Problem& p, const PackedWeights& w, bool f64);
 // conv_transpose2d with prepacked weights; same results as the unpacked call (the reduction order per

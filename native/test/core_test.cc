@@ -297,6 +297,12 @@ void test_thread_invariance() {
 // Prepacked weights: same bytes as the unpacked call for the problem they were packed for; correct
 // for other batch and spatial sizes; refused for another weight geometry or dtype.
 void test_packed() {
+  // packed weights only where the path reads a packed layout (not depthwise, not a 1x1 input without padding)
+  report(convt::packing_saves_work(make_problem(16, 64, 4, 4, 32, 4, 4, 2, 2, 1, 1, 1, 1, 1, 0, 0)), "packing saves work: GEMM");
+  report(!convt::packing_saves_work(make_problem(1, 64, 32, 32, 64, 4, 4, 2, 2, 1, 1, 1, 1, 64, 0, 0)),
+         "packing saves no work: depthwise");
+  report(!convt::packing_saves_work(make_problem(16, 100, 1, 1, 64, 4, 4, 1, 1, 0, 0, 1, 1, 1, 0, 0)),
+         "packing saves no work: single pixel");
   std::mt19937_64 rng(99);
   auto problems = sweep_problems(rng, 120);
   for (const Problem& q : larger_problems()) problems.push_back(q);
