@@ -1254,10 +1254,11 @@ void gemm_path(const Problem& p, const T* x, const T* w, const T* Bpre, int forc
     // Tiles that read xt need no pixel panel, so a task may take all the tiles of a phase, and the channel tiles
     // are split first: each weight panel is then read once per call (with 2-tile tasks, DCGAN 512->256 on 4x4
     // read its 8 MiB of packed weights 8 times, and slowed down whenever the shared L3 could not hold them).
+    // (The task's C tiles, kept between reduction blocks, stay within the same budget as a pixel panel.)
     const bool from_xt = tiles_read_xt(pl);
     int64_t max_mtiles = 1;
     for (const Phase& ph : geo.phases) max_mtiles = std::max(max_mtiles, ph.mtiles);
-    int64_t mt_per = from_xt ? max_mtiles
+    int64_t mt_per = from_xt ? std::clamp<int64_t>(blocking::kABlockBytes / (mr * nr * int64_t(sizeof(T))), 1, max_mtiles)
                              : std::max<int64_t>(1, blocking::kABlockBytes /
                                                         std::max<int64_t>(1, pl.maxK * mr * int64_t(sizeof(T))));
     int64_t ct_per = pl.ntile_c;
