@@ -11,8 +11,9 @@
 //
 // Loops of the phase GEMM (one task = group g, phase or input block, a range of MR-pixel tiles, a
 // range of NR-channel tiles):
-//   for each pixel tile of the task:  pack A (im2col: only taps valid for some pixel of the tile) or
-//                                     point into a zero-padded input block (direct)
+//   for each pixel tile of the task:  pack A (im2col: only taps valid for some pixel of the tile),
+//                                     point into a zero-padded input block (direct), or, for a tile
+//                                     of one pixel of MR images, into x copied batch-innermost (xt)
 //   for each channel tile:            B panel (weights, packed once per call for all phases)
 //     for each reduction block:       ~kc steps, so its B sub-panel serves every tile from L1
 //       for each pixel tile:          micro-kernel (bias, or the previous block's partial sums, as
@@ -20,8 +21,8 @@
 // Every output element is produced by exactly one tile, with the reduction in a fixed order, so the
 // result does not depend on the number of threads or on how tiles are grouped into tasks.
 //
-// Pixel ordering inside a phase: batch-outer (n, j, i) or, for tiny images, batch-inner (j, i, n),
-// so a tile holds few distinct pixels and skips the taps none of them uses.
+// Pixel ordering inside a phase: batch-outer (n, j, i) or, for tiny images or N a multiple of MR,
+// batch-inner (j, i, n), so a tile holds few distinct pixels and skips the taps none of them uses.
 // Other paths, chosen per problem:
 //   depthwise (Cin/G == 1): no reduction over channels; per task, zero-padded input rows and one
 //     vectorised plane kernel call per phase;
