@@ -444,7 +444,7 @@ struct Plan {
 
 // Batch-inner with N a multiple of MR: every tile is one pixel of MR consecutive images, and every tap listed for
 // it is in range (a single pixel's bounds are exact), so the micro-kernel reads its lanes straight from the
-// batch-innermost input copy xt (one input channel every H*W*N elements): no pixel panel is copied.
+// batch-innermost input copy xt (a pixel's channels N elements apart, as in a packed panel): no panel is copied.
 template <class T>
 bool tiles_read_xt(const Plan<T>& pl) {
   return pl.batch_inner && pl.p->N % pl.var.mr == 0;
@@ -814,7 +814,7 @@ struct GemmCtx {
   const T* biasp;  // padded bias, G * ntile_c * NR
   T* y;
   kernels::StoreStride2Fn<T> store_stride2;
-  const T* xt;  // batch-inner plans: x with the batch innermost, [ci][iy][ix][n]
+  const T* xt;  // batch-inner plans: x with the batch innermost, [iy][ix][ci][n]
   kernels::Interleave2Fn<T> interleave2;
   T* yt;  // batch-inner plans with a staged output: y with the batch innermost, [co][oy][ox][n] (else null)
 };
@@ -993,13 +993,13 @@ void run_task_im2col(const GemmCtx<T>& c, const Task& tk) {
   // Measured at 1 thread (16 images, 1x16 tiles, three runs each), reading xt instead of copying panels:
   // DCGAN 256->128 on 8x8 10.1-10.3 -> 9.5-9.7 ms, 512->256 on 4x4 9.0-9.2 -> 8.7-9.0 ms.
   const bool from_xt = tiles_read_xt(pl);
-  const int64_t lda = from_xt ? geo.HW * p.N : mr;
+  const int64_t lda = from_xt ? p.N : mr;  // xt: one pixel's channels are N elements apart
   T* A = from_xt ? nullptr
                  : static_cast<T*>(scratch(kSlotA, static_cast<size_t>(std::max<int64_t>(1, ntiles * ntaps * Cin_g * mr)) *
                                                        sizeof(T)));
   const TaskScratch<T> s = task_scratch<T>(ntiles, mr, pl.var.nr, std::max<int64_t>(1, ntaps));
   const T* xg = c.x + tk.g * Cin_g * geo.HW;  // channel 0 of the group, image 0
-  const T* xtg = c.xt ? c.xt + tk.g * Cin_g * geo.HW * p.N : nullptr;  // the same in xt
+  const T* xtg = c.xt ? c.xt + tk.g * Cin_g * p.N : nullptr;  // the same in xt (pixel 0)
 
   struct RunSrc {
     const T* src;    // element for ci = 0, lane 0 of the run (may point outside; only [lo,hi) used)
@@ -1024,7 +1024,7 @@ void run_task_im2col(const GemmCtx<T>& c, const Task& tk) {
       s.boff[nseg_total + nseg] = boff;
       if (from_xt) {
         const Run& ru = tr[0];
-        s.aptr[nseg_total + nseg++] = xtg + ((ru.j + ty.off) * p.W + ru.i + tx.off) * p.N + ru.n;
+        s.aptr[nseg_total + nseg++] = xtg + ((ru.j + ty.off) * p.W + ru.i + tx.off) * p.Cin * p.N + ru.n;
         return;
       }
       T* a = A + aofs;
@@ -1042,7 +1042,7 @@ void run_task_im2col(const GemmCtx<T>& c, const Task& tk) {
           const bool ok = ix_in >= 0 && ix_in < p.W;
           q.lo = 0;
           q.hi = ok ? ru.len : 0;
-          q.src = xtg + (iy_in * p.W + (ok ? ix_in : 0)) * p.N + ru.n;
+          q.src = xtg + (iy_in * p.W + (ok ? ix_in : 0)) * p.Cin * p.N + ru.n;
         } else {
           q.lo = static_cast<int32_t>(std::min<int64_t>(ru.len, std::max<int64_t>(0, -ix_in)));
           q.hi = static_cast<int32_t>(std::max<int64_t>(q.lo, std::min<int64_t>(ru.len, p.W - ix_in)));
@@ -1055,7 +1055,7 @@ void run_task_im2col(const GemmCtx<T>& c, const Task& tk) {
       for (int r = 0; r < nrun && runs_of_16; ++r) runs_of_16 = tr[r].batch && tr[r].len == 16;
       if (runs_of_16) {
         for (int64_t ci = 0; ci < Cin_g; ++ci) {
-          const int64_t cofs_t = ci * geo.HW * p.N;
+          const int64_t cofs_t = ci * p.N;
           for (int r = 0; r < nrun; ++r) {
             T* d = a + tr[r].lane0;
             if (rs[r].hi == 16)
@@ -1068,7 +1068,7 @@ void run_task_im2col(const GemmCtx<T>& c, const Task& tk) {
         return;
       }
       for (int64_t ci = 0; ci < Cin_g; ++ci) {
-        const int64_t cofs = ci * geo.HW, cofs_t = ci * geo.HW * p.N;
+        const int64_t cofs = ci * geo.HW, cofs_t = ci * p.N;
         for (int r = 0; r < nrun; ++r) {
           const Run& ru = tr[r];
           const RunSrc& q = rs[r];
@@ -1301,14 +1301,14 @@ void gemm_path(const Problem& p, const T* x, const T* w, const T* Bpre, int forc
       if (ks.transpose) {
         T* dst[16];
         for (; q + 16 <= HW; q += 16) {
-          for (int64_t t = 0; t < 16; ++t) dst[t] = xt + (ci * HW + q + t) * N;
+          for (int64_t t = 0; t < 16; ++t) dst[t] = xt + ((q + t) * p.Cin + ci) * N;
           const int64_t done = ks.transpose(x + ci * HW + q, p.Cin * HW, 1, N, 16, dst);
           for (int64_t t = 0; t < 16; ++t)
             for (int64_t n = done; n < N; ++n) dst[t][n] = x[(n * p.Cin + ci) * HW + q + t];
         }
       }
       for (; q < HW; ++q)
-        for (int64_t n = 0; n < N; ++n) xt[(ci * HW + q) * N + n] = x[(n * p.Cin + ci) * HW + q];
+        for (int64_t n = 0; n < N; ++n) xt[(q * p.Cin + ci) * N + n] = x[(n * p.Cin + ci) * HW + q];
     };
     if (!threading::parallel_for(p.Cin, input_elements(p) >= blocking::kParallelFillMinElements ? threads : 1, transpose,
                                  cancel))
