@@ -817,7 +817,16 @@ struct GemmCtx {
   const T* xt;  // batch-inner plans: x with the batch innermost, [iy][ix][ci][n]
   kernels::Interleave2Fn<T> interleave2;
   T* yt;  // batch-inner plans with a staged output: y with the batch innermost, [co][oy][ox][n] (else null)
+  void (*fence)();  // non-null when interleave2 streams: each task calls it when done
 };
+
+// The row interleave that writes an output like p's: streaming stores for large outputs (see
+// blocking::kStreamOutputMinBytes) where the ISA has them; its caller then fences (TypedSet::stream_fence).
+template <class T>
+kernels::Interleave2Fn<T> output_interleave2(const kernels::TypedSet<T>& ks, const Problem& p) {
+  const bool large = output_elements(p) * int64_t(sizeof(T)) >= blocking::kStreamOutputMinBytes;
+  return large && ks.interleave2_stream && ks.stream_fence ? ks.interleave2_stream : ks.interleave2;
+}
 
 // Per-task scratch: tile infos, runs, segment A pointers and B offsets.
 template <class T>
@@ -1171,6 +1180,7 @@ void run_task_direct(const GemmCtx<T>& c, const Task& tk) {
     }
   }
   compute_tiles(c, tk, s, ntiles, plane, stage_plane, wblk);
+  if (c.fence) c.fence();
 }
 
 // Packs B for plan pl (all groups, phases, channel tiles) into B (pl.p->groups * pl.bgroup elements),
@@ -1314,7 +1324,9 @@ void gemm_path(const Problem& p, const T* x, const T* w, const T* Bpre, int forc
                                  cancel))
       throw Cancelled();
   }
-  GemmCtx<T> ctx{&pl, x, B, biasp, y, ks.store_stride2, xt, ks.interleave2, yt};
+  const kernels::Interleave2Fn<T> interleave = output_interleave2(ks, p);
+  GemmCtx<T> ctx{&pl, x, B, biasp, y, ks.store_stride2, xt, interleave, yt,
+                 interleave != ks.interleave2 ? ks.stream_fence : nullptr};
   bool done;
   if (pl.direct)
     done = threading::parallel_for(
@@ -1661,6 +1673,7 @@ void depthwise_path(const Problem& p, const T* x, const T* w, const T* bias, T* 
     for (const Tap& t : ph.ty)
       if (tap_hits(t, 0, ph.Hj - 1, p.H)) yoffmin = std::min(yoffmin, t.off), yoffmax = std::max(yoffmax, t.off);
   }
+  const kernels::Interleave2Fn<T> interleave = output_interleave2(ks, p);
   const int64_t lpad = -xoffmin;                              // padded column c <-> input column c - lpad
   const int64_t wpad = lpad + std::max(p.W, accw + xoffmax);  // every window [off + lpad, + accw) fits
   auto task = [&](int64_t t) {
@@ -1731,12 +1744,13 @@ void depthwise_path(const Problem& p, const T* x, const T* w, const T* bias, T* 
         std::memcpy(dst, a, static_cast<size_t>(p.Wout) * sizeof(T));
       } else if (nph_x == 2) {
         const int64_t half = p.Wout / 2;
-        ks.interleave2(dst, a, a + accw, half);
+        interleave(dst, a, a + accw, half);
         if (p.Wout & 1) dst[p.Wout - 1] = a[half];
       } else {
         for (int64_t ox = 0; ox < p.Wout; ++ox) dst[ox] = a[(ox % p.sW) * accw + ox / p.sW];
       }
     }
+    if (interleave != ks.interleave2) ks.stream_fence();
   };
   if (!threading::parallel_for(ntasks, threads, task, cancel)) throw Cancelled();
 }
