@@ -6,6 +6,7 @@
 #if (defined(__x86_64__) || defined(_M_X64)) && ((defined(__AVX2__) && defined(__FMA__)) || defined(_MSC_VER))
 #include <immintrin.h>
 
+#include <cstdint>
 #include <numeric>
 
 #define CONVT_KERNEL_NS isa_avx2
@@ -84,6 +85,38 @@ int64_t transpose_f32(const float* src, int64_t ld, int64_t rpg, int64_t rows, i
   return done;
 }
 
+// interleave2 with streaming stores when d is 32-byte aligned (see TypedSet::interleave2_stream): pairs of lanes
+// interleaved within 128-bit halves (unpack), then the halves put in order.
+void interleave2_stream_f32(float* d, const float* a, const float* b, int64_t n) {
+  if ((reinterpret_cast<uintptr_t>(d) & 31) != 0) return isa_avx2::simd::interleave2<float>(d, a, b, n);
+  int64_t l = 0;
+  for (; l + 8 <= n; l += 8) {
+    const __m256 va = _mm256_loadu_ps(a + l), vb = _mm256_loadu_ps(b + l);
+    const __m256 lo = _mm256_unpacklo_ps(va, vb), hi = _mm256_unpackhi_ps(va, vb);
+    _mm256_stream_ps(d + 2 * l, _mm256_permute2f128_ps(lo, hi, 0x20));
+    _mm256_stream_ps(d + 2 * l + 8, _mm256_permute2f128_ps(lo, hi, 0x31));
+  }
+  for (; l < n; ++l) {
+    d[2 * l] = a[l];
+    d[2 * l + 1] = b[l];
+  }
+}
+void interleave2_stream_f64(double* d, const double* a, const double* b, int64_t n) {
+  if ((reinterpret_cast<uintptr_t>(d) & 31) != 0) return isa_avx2::simd::interleave2<double>(d, a, b, n);
+  int64_t l = 0;
+  for (; l + 4 <= n; l += 4) {
+    const __m256d va = _mm256_loadu_pd(a + l), vb = _mm256_loadu_pd(b + l);
+    const __m256d lo = _mm256_unpacklo_pd(va, vb), hi = _mm256_unpackhi_pd(va, vb);
+    _mm256_stream_pd(d + 2 * l, _mm256_permute2f128_pd(lo, hi, 0x20));
+    _mm256_stream_pd(d + 2 * l + 4, _mm256_permute2f128_pd(lo, hi, 0x31));
+  }
+  for (; l < n; ++l) {
+    d[2 * l] = a[l];
+    d[2 * l + 1] = b[l];
+  }
+}
+void stream_fence() { _mm_sfence(); }
+
 template <class V, int MRV, int NR>
 GemmVariant<typename V::T> variant() {
   GemmVariant<typename V::T> g;
@@ -106,6 +139,8 @@ KernelSet make() {
   k.f32.store_stride2 = &isa_avx2::simd::store_stride2<float>;
   k.f32.interleave2 = &isa_avx2::simd::interleave2<float>;
   k.f32.transpose = &transpose_f32;
+  k.f32.interleave2_stream = &interleave2_stream_f32;
+  k.f32.stream_fence = &stream_fence;
   k.f64.gemm[0] = variant<VD, 4, 1>();
   k.f64.gemm[1] = variant<VD, 4, 2>();
   k.f64.gemm[2] = variant<VD, 3, 3>();
@@ -115,6 +150,8 @@ KernelSet make() {
   k.f64.add_pairs = &isa_avx2::simd::add_pairs<double>;
   k.f64.store_stride2 = &isa_avx2::simd::store_stride2<double>;
   k.f64.interleave2 = &isa_avx2::simd::interleave2<double>;
+  k.f64.interleave2_stream = &interleave2_stream_f64;
+  k.f64.stream_fence = &stream_fence;
   return k;
 }
 

@@ -304,22 +304,26 @@ void test_streamed_outputs() {
       make_problem(1, 256, 64, 64, 256, 4, 4, 2, 2, 1, 1, 1, 1, 256, 0, 0),  // depthwise, 16 MiB of float32
       make_problem(1, 4, 128, 256, 64, 2, 2, 2, 2, 0, 0, 1, 1, 1, 0, 0),     // direct, 32 MiB of float32
   };
+  const auto isas = convt::available_isas();
   for (const Problem& p : problems) {
     const Data d = random_data(p, rng);
     std::vector<double> ref, mag;
     reference(p, d.x, d.w, &d.b, ref, mag);
-    for (int threads = 1; threads <= 2; ++threads) {
-      bool guard = false;
-      std::string why;
-      const auto yf = run_core<float>(p, d, true, threads, &guard);
-      report(guard && compare(p, yf, ref, mag, &why), "streamed output f32 threads " + std::to_string(threads) + " " +
-                                                       describe(p) + " " + convt::describe_plan(p) + " " + why);
-      why.clear();
-      const auto yd = run_core<double>(p, d, true, threads, &guard);
-      report(guard && compare(p, yd, ref, mag, &why), "streamed output f64 threads " + std::to_string(threads) + " " +
-                                                       describe(p) + " " + why);
+    for (const std::string& isa : isas) {
+      convt::set_isa(isa);
+      for (int threads = 1; threads <= 2; ++threads) {
+        const std::string tag = isa + " threads " + std::to_string(threads) + " " + describe(p);
+        bool guard = false;
+        std::string why;
+        const auto yf = run_core<float>(p, d, true, threads, &guard);
+        report(guard && compare(p, yf, ref, mag, &why), "streamed output f32 " + tag + " " + why);
+        why.clear();
+        const auto yd = run_core<double>(p, d, true, threads, &guard);
+        report(guard && compare(p, yd, ref, mag, &why), "streamed output f64 " + tag + " " + why);
+      }
     }
   }
+  convt::set_isa(isas.front());
 }
 
 void test_packed() {
