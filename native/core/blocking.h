@@ -30,9 +30,10 @@ constexpr int64_t kBalanceTaskFlops = int64_t{1} << 25;
 // 20-60 us on this class of machine (TOOLCHAIN.md T21), i.e. 2-6 MFLOP at ~100 GFLOP/s per core.
 constexpr int64_t kParallelMinFlops = int64_t{3} << 20;
 
-// Minimum FLOPs per task when splitting for parallelism: a task costs ~1-2 us of fixed overhead
-// (packing setup, claim); 256 KFLOP is ~1.3 us at 200 GFLOP/s, so splitting finer only adds overhead.
-constexpr int64_t kMinTaskFlops = int64_t{1} << 18;
+// Minimum FLOPs per task when splitting for parallelism: a task has a few microseconds of fixed costs (claim,
+// tile setup, its input block or panels, partial output lines), so a task should be ~10 us of arithmetic, 2 MFLOP
+// at 200 GFLOP/s (measured: 16->16 on 32x32, k3 s2, 2 threads, as 4 tasks 41-55 us, as 2 tasks 37-38 us).
+constexpr int64_t kMinTaskFlops = int64_t{1} << 21;
 
 // Weight packing runs in parallel only above this many weight elements (64 Ki elements ~ 256 KiB,
 // ~20 us of copying: less than that is cheaper than a wake-up).
