@@ -16,6 +16,12 @@ export type ProblemVector = Float64Array;
 export const PROBLEM_LENGTH: 16;
 
 /**
+ * Results of at least this many bytes come from the addon's pool of recycled buffers; a smaller one would be a
+ * plain new buffer, which the caller allocates faster itself and passes as `out`.
+ */
+export const POOLED_RESULT_MIN_BYTES: number;
+
+/**
  * A weight cache from {@link createWeightCache}: an opaque object (its memory is freed when it is garbage
  * collected) holding one set of weights packed for the kernels and a copy of the bytes they came from. A call
  * given a cache compares its `w` with that copy: equal bytes (and the same channels, groups, kernel, stride,

@@ -124,7 +124,10 @@ export function convTranspose2dWith(cache: PackedWeightsCache | null, input: Ten
   const { plan } = call;
   if (plan.outputLength === 0) return result(call, call.out ?? newArray(call));
   if (backend === 'native' && nativeBinding) {
-    return result(call, runNative(nativeBinding, plan, call.x, call.w, call.bias, call.out, threads, cache));
+    // A small result is allocated here (faster than through Node-API); large ones come from the addon's pool.
+    const elementBytes = plan.dtype === 'float32' ? 4 : 8;
+    const out = call.out ?? (plan.outputLength * elementBytes < nativeBinding.POOLED_RESULT_MIN_BYTES ? newArray(call) : null);
+    return result(call, runNative(nativeBinding, plan, call.x, call.w, call.bias, out, threads, cache));
   }
   const out = call.out ?? newArray(call);
   runJs(call, call.x, call.w, call.bias, out, threads);

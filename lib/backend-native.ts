@@ -23,7 +23,10 @@ function load(): { binding: NativeBinding | null; loadError?: string } {
   try {
     const req = createRequire(__filename);
     const binding = (req('node-gyp-build') as (dir: string) => NativeBinding)(packageRoot);
-    if (typeof binding.convTranspose2d !== 'function' || typeof binding.createWeightCache !== 'function' || binding.PROBLEM_LENGTH !== 16) {
+    if (
+      typeof binding.convTranspose2d !== 'function' || typeof binding.createWeightCache !== 'function' || binding.PROBLEM_LENGTH !== 16 ||
+      typeof binding.POOLED_RESULT_MIN_BYTES !== 'number'
+    ) {
       return { binding: null, loadError: 'the loaded binary is not this version of conv-transpose (unexpected exports)' };
     }
     return { binding };

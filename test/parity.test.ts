@@ -371,6 +371,7 @@ describe('backend forced through CONV_TRANSPOSE_BACKEND (child processes on dist
 // ---------------------------------------------------------------------------------------------------------
 interface Binding {
   PROBLEM_LENGTH: number;
+  POOLED_RESULT_MIN_BYTES: number;
   convTranspose2d: (...a: unknown[]) => Float32Array | Float64Array;
   convTranspose2dAsync: (...a: unknown[]) => Promise<Float32Array | Float64Array>;
   info: () => { isa: string; isaAvailable: string[]; hardwareConcurrency: number; napiVersion: number };
@@ -389,13 +390,16 @@ describe.runIf(nativeTested)('the binary against binding.d.ts', () => {
     const dts = fs.readFileSync(path.join(repoRoot, 'binding.d.ts'), 'utf8');
     const declared = new Map<string, string>();
     for (const m of dts.matchAll(/^export\s+(function|const)\s+([A-Za-z_$][\w$]*)/gm)) declared.set(m[2]!, m[1]!);
-    expect([...declared.keys()].sort()).toEqual(['PROBLEM_LENGTH', 'convTranspose2d', 'convTranspose2dAsync', 'createWeightCache', 'info', 'setIsa']);
+    expect([...declared.keys()].sort()).toEqual([
+      'POOLED_RESULT_MIN_BYTES', 'PROBLEM_LENGTH', 'convTranspose2d', 'convTranspose2dAsync', 'createWeightCache', 'info', 'setIsa',
+    ]);
     const actual = Object.keys(b).filter((k) => k !== 'default' && k !== 'path');
     expect(actual.sort()).toEqual([...declared.keys()].sort());
     for (const [name, kind] of declared) {
       expect(typeof (b as unknown as Record<string, unknown>)[name], name).toBe(kind === 'function' ? 'function' : 'number');
     }
     expect(b.PROBLEM_LENGTH).toBe(16);
+    expect(b.POOLED_RESULT_MIN_BYTES).toBe(64 * 1024);
   });
 
   it('info() has the declared fields', () => {

@@ -102,6 +102,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   InitEnvState(env);
   InitResultBuffers();
   exports.Set("PROBLEM_LENGTH", Napi::Number::New(env, double(kProblemLength)));
+  exports.Set("POOLED_RESULT_MIN_BYTES", Napi::Number::New(env, double(kMinPooledBytes)));
   SetRawFunction(env, exports, "convTranspose2d", ConvTranspose2dSync);
   SetRawFunction(env, exports, "convTranspose2dAsync", ConvTranspose2dAsyncEntry);
   SetRawFunction(env, exports, "createWeightCache", CreateWeightCache);
