@@ -68,70 +68,61 @@ void store_stride2_f64(double* d, const double* a, int64_t n) {
   for (; l < n; ++l) d[2 * l] = a[l];
 }
 
-// d[2l] = a[l], d[2l+1] = b[l]: two-source permutes (vpermt2ps), full-width stores.
-void interleave2_f32(float* d, const float* a, const float* b, int64_t n) {
+// d[2l] = a[l], d[2l+1] = b[l]: two-source permutes (vpermt2ps), full-width stores; kStream: streaming stores
+// (d 64-byte aligned: a whole cache line per store, not read before it is written, and the output does not
+// evict the inputs from the cache).
+template <bool kStream>
+void interleave2_f32_impl(float* d, const float* a, const float* b, int64_t n) {
   const __m512i lo = _mm512_set_epi32(23, 7, 22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
   const __m512i hi = _mm512_set_epi32(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8);
   int64_t l = 0;
   for (; l + 16 <= n; l += 16) {
     const __m512 va = _mm512_loadu_ps(a + l), vb = _mm512_loadu_ps(b + l);
-    _mm512_storeu_ps(d + 2 * l, _mm512_permutex2var_ps(va, lo, vb));
-    _mm512_storeu_ps(d + 2 * l + 16, _mm512_permutex2var_ps(va, hi, vb));
+    const __m512 v0 = _mm512_permutex2var_ps(va, lo, vb), v1 = _mm512_permutex2var_ps(va, hi, vb);
+    if constexpr (kStream) {
+      _mm512_stream_ps(d + 2 * l, v0);
+      _mm512_stream_ps(d + 2 * l + 16, v1);
+    } else {
+      _mm512_storeu_ps(d + 2 * l, v0);
+      _mm512_storeu_ps(d + 2 * l + 16, v1);
+    }
   }
   for (; l < n; ++l) {
     d[2 * l] = a[l];
     d[2 * l + 1] = b[l];
   }
 }
-// interleave2 with streaming stores when d is 64-byte aligned (a whole cache line per store: no read of the
-// line before it is written, and the output does not evict the inputs from the cache).
-void interleave2_stream_f32(float* d, const float* a, const float* b, int64_t n) {
-  if ((reinterpret_cast<uintptr_t>(d) & 63) != 0) return interleave2_f32(d, a, b, n);
-  const __m512i lo = _mm512_set_epi32(23, 7, 22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
-  const __m512i hi = _mm512_set_epi32(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8);
+template <bool kStream>
+void interleave2_f64_impl(double* d, const double* a, const double* b, int64_t n) {
+  const __m512i lo = _mm512_set_epi64(11, 3, 10, 2, 9, 1, 8, 0);
+  const __m512i hi = _mm512_set_epi64(15, 7, 14, 6, 13, 5, 12, 4);
   int64_t l = 0;
-  for (; l + 16 <= n; l += 16) {
-    const __m512 va = _mm512_loadu_ps(a + l), vb = _mm512_loadu_ps(b + l);
-    _mm512_stream_ps(d + 2 * l, _mm512_permutex2var_ps(va, lo, vb));
-    _mm512_stream_ps(d + 2 * l + 16, _mm512_permutex2var_ps(va, hi, vb));
+  for (; l + 8 <= n; l += 8) {
+    const __m512d va = _mm512_loadu_pd(a + l), vb = _mm512_loadu_pd(b + l);
+    const __m512d v0 = _mm512_permutex2var_pd(va, lo, vb), v1 = _mm512_permutex2var_pd(va, hi, vb);
+    if constexpr (kStream) {
+      _mm512_stream_pd(d + 2 * l, v0);
+      _mm512_stream_pd(d + 2 * l + 8, v1);
+    } else {
+      _mm512_storeu_pd(d + 2 * l, v0);
+      _mm512_storeu_pd(d + 2 * l + 8, v1);
+    }
   }
   for (; l < n; ++l) {
     d[2 * l] = a[l];
     d[2 * l + 1] = b[l];
   }
+}
+void interleave2_f32(float* d, const float* a, const float* b, int64_t n) { interleave2_f32_impl<false>(d, a, b, n); }
+void interleave2_f64(double* d, const double* a, const double* b, int64_t n) { interleave2_f64_impl<false>(d, a, b, n); }
+bool line_aligned(const void* d) { return (reinterpret_cast<uintptr_t>(d) & 63) == 0; }
+void interleave2_stream_f32(float* d, const float* a, const float* b, int64_t n) {
+  return line_aligned(d) ? interleave2_f32_impl<true>(d, a, b, n) : interleave2_f32_impl<false>(d, a, b, n);
+}
+void interleave2_stream_f64(double* d, const double* a, const double* b, int64_t n) {
+  return line_aligned(d) ? interleave2_f64_impl<true>(d, a, b, n) : interleave2_f64_impl<false>(d, a, b, n);
 }
 void stream_fence() { _mm_sfence(); }
-
-void interleave2_f64(double* d, const double* a, const double* b, int64_t n) {
-  const __m512i lo = _mm512_set_epi64(11, 3, 10, 2, 9, 1, 8, 0);
-  const __m512i hi = _mm512_set_epi64(15, 7, 14, 6, 13, 5, 12, 4);
-  int64_t l = 0;
-  for (; l + 8 <= n; l += 8) {
-    const __m512d va = _mm512_loadu_pd(a + l), vb = _mm512_loadu_pd(b + l);
-    _mm512_storeu_pd(d + 2 * l, _mm512_permutex2var_pd(va, lo, vb));
-    _mm512_storeu_pd(d + 2 * l + 8, _mm512_permutex2var_pd(va, hi, vb));
-  }
-  for (; l < n; ++l) {
-    d[2 * l] = a[l];
-    d[2 * l + 1] = b[l];
-  }
-}
-
-void interleave2_stream_f64(double* d, const double* a, const double* b, int64_t n) {
-  if ((reinterpret_cast<uintptr_t>(d) & 63) != 0) return interleave2_f64(d, a, b, n);
-  const __m512i lo = _mm512_set_epi64(11, 3, 10, 2, 9, 1, 8, 0);
-  const __m512i hi = _mm512_set_epi64(15, 7, 14, 6, 13, 5, 12, 4);
-  int64_t l = 0;
-  for (; l + 8 <= n; l += 8) {
-    const __m512d va = _mm512_loadu_pd(a + l), vb = _mm512_loadu_pd(b + l);
-    _mm512_stream_pd(d + 2 * l, _mm512_permutex2var_pd(va, lo, vb));
-    _mm512_stream_pd(d + 2 * l + 8, _mm512_permutex2var_pd(va, hi, vb));
-  }
-  for (; l < n; ++l) {
-    d[2 * l] = a[l];
-    d[2 * l + 1] = b[l];
-  }
-}
 
 // r[i] = row i of a 16 x 16 block -> r[t] = column t: pairs interleaved (unpack), then quads (shuffle
 // within 128-bit lanes), then the 4 x 4 grid of 128-bit lanes transposed (two rounds of shuffle_f32x4).
