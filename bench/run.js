@@ -382,6 +382,7 @@ async function benchShape(s, ctx) {
     nativeVsOnednnHereT1: ms('onednnT1') / ms('nativeT1'),
   };
   ratios.nativeVsBestPeerT2 = ratios.nativeVsOrtT2 / ratios.bestPeerVsOrtT2Anchors;
+  ratios.nativeOutVsBestPeerT2 = ms('ortT2') / ms('nativeT2out') / ratios.bestPeerVsOrtT2Anchors;  // reused out
   ratios.nativeVsBestPeerT1 = ratios.nativeVsOrtT1 / ratios.bestPeerVsOrtT1Anchors;
   ratios.nativeOutVsFreshT2 = ms('nativeT2') / ms('nativeT2out');
   const bestPeerT2ScaledMs = bp2 && a ? (bp2.ms / a.ortT2) * ms('ortT2') : NaN;
@@ -484,6 +485,7 @@ function summarize(results) {
     nativeT1VsOrtT1: g(col((r) => r.ratios.nativeVsOrtT1)),
     nativeModuleT2VsOrtT2: g(col((r) => r.ratios.nativeModuleVsOrtT2)),
     nativeT2VsBestPeerT2Scaled: g(col((r) => r.ratios.nativeVsBestPeerT2)),
+    nativeT2OutVsBestPeerT2Scaled: g(col((r) => r.ratios.nativeOutVsBestPeerT2)),
     nativeT1VsBestPeerT1Scaled: g(col((r) => r.ratios.nativeVsBestPeerT1)),
     bestPeerT2VsOrtT2Anchors: g(col((r) => r.ratios.bestPeerVsOrtT2Anchors)),
     tsVsTfjs: g(col((r) => r.ratios.tsVsTfjs)),
@@ -499,7 +501,8 @@ function printSummary(results, summary, fp64, memory, peak, log) {
   log('## busy = CPUs used by other processes while the shape ran; ! = err above tolerance)');
   log('');
   const head = ['shape', 'GFLOP', 'native T1', 'native T2', 'native T2 out', 'native T2 module', 'TS', 'ORT T1', 'ORT T2', 'tfjs-cpu',
-    'oneDNN T2 (here)', 'native/ORT T2', 'module/ORT T2', 'bestPeer/ORT T2 (anchors)', 'native/bestPeer T2', 'native/oneDNN T2 (here)', 'TS/tfjs', 'busy'];
+    'oneDNN T2 (here)', 'native/ORT T2', 'module/ORT T2', 'bestPeer/ORT T2 (anchors)', 'native/bestPeer T2', 'out/bestPeer T2',
+    'native/oneDNN T2 (here)', 'TS/tfjs', 'busy'];
   const rows = results.map((r) => {
     const c = r.cells;
     return [
@@ -507,7 +510,7 @@ function printSummary(results, summary, fp64, memory, peak, log) {
       cellText(c.nativeT1, r.id), cellText(c.nativeT2, r.id), cellText(c.nativeT2out, r.id), cellText(c.nativeT2module, r.id),
       cellText(c.ts, r.id, false), cellText(c.ortT1, r.id), cellText(c.ortT2, r.id), cellText(c.tfjs, r.id, false), cellText(c.onednnT2, r.id),
       fmtX(r.ratios.nativeVsOrtT2), fmtX(r.ratios.nativeModuleVsOrtT2), `${fmtX(r.ratios.bestPeerVsOrtT2Anchors)}${r.bestPeerT2 ? ` ${r.bestPeerT2.name}` : ''}`,
-      fmtX(r.ratios.nativeVsBestPeerT2), fmtX(r.ratios.nativeVsOnednnHereT2), fmtX(r.ratios.tsVsTfjs),
+      fmtX(r.ratios.nativeVsBestPeerT2), fmtX(r.ratios.nativeOutVsBestPeerT2), fmtX(r.ratios.nativeVsOnednnHereT2), fmtX(r.ratios.tsVsTfjs),
       Number.isFinite(r.otherLoadCpus) ? r.otherLoadCpus.toFixed(2) : '–',
     ];
   });
@@ -525,6 +528,7 @@ function printSummary(results, summary, fp64, memory, peak, log) {
   gm('nativeModuleT2VsOrtT2', 'native T2 module (packed once) vs ORT T2');
   gm('bestPeerT2VsOrtT2Anchors', 'best peer T2 vs ORT T2 (anchors.md)');
   gm('nativeT2VsBestPeerT2Scaled', 'native T2 vs best peer T2 (scaled by ORT now)');
+  gm('nativeT2OutVsBestPeerT2Scaled', 'native T2 out vs best peer T2 (scaled)');
   gm('nativeT1VsOrtT1', 'native T1 vs ORT T1');
   gm('nativeT1VsBestPeerT1Scaled', 'native T1 vs best peer T1 (scaled by ORT now)');
   gm('nativeOutVsFreshT2', 'native T2 out vs fresh');
