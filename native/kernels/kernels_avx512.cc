@@ -182,6 +182,48 @@ int64_t transpose_f32(const float* src, int64_t ld, int64_t rpg, int64_t rows, i
   return done;
 }
 
+// r[i] = row i of an 8 x 8 block of doubles -> r[t] = column t: pairs interleaved (unpack), then the 128-bit
+// lanes regrouped twice (shuffle_f64x2).
+inline void transpose8x8(__m512d r[8]) {
+  __m512d t[8], u[8];
+  for (int i = 0; i < 4; ++i) {
+    t[2 * i] = _mm512_unpacklo_pd(r[2 * i], r[2 * i + 1]);
+    t[2 * i + 1] = _mm512_unpackhi_pd(r[2 * i], r[2 * i + 1]);
+  }
+  for (int h = 0; h < 2; ++h) {  // rows 4h..4h+3; u[4h + k], lanes: columns k and k + 4 of those rows
+    u[4 * h + 0] = _mm512_shuffle_f64x2(t[4 * h], t[4 * h + 2], 0x88);
+    u[4 * h + 1] = _mm512_shuffle_f64x2(t[4 * h + 1], t[4 * h + 3], 0x88);
+    u[4 * h + 2] = _mm512_shuffle_f64x2(t[4 * h], t[4 * h + 2], 0xdd);
+    u[4 * h + 3] = _mm512_shuffle_f64x2(t[4 * h + 1], t[4 * h + 3], 0xdd);
+  }
+  for (int k = 0; k < 4; ++k) {
+    r[k] = _mm512_shuffle_f64x2(u[k], u[4 + k], 0x88);
+    r[k + 4] = _mm512_shuffle_f64x2(u[k], u[4 + k], 0xdd);
+  }
+}
+
+// TransposeFn for float64 rows of 16 or 4 taps, 8 rows at a time (rows of 4 are zero-extended to 8 columns).
+int64_t transpose_f64(const double* src, int64_t ld, int64_t rpg, int64_t rows, int64_t cols, double* const* dst) {
+  if (cols != 16 && cols != 4) return 0;
+  const int64_t block = std::lcm<int64_t>(8, rpg), done = rows / block * block;
+  auto row = [&](int64_t q) { return src + q / rpg * ld + q % rpg * cols; };
+  for (int64_t r0 = 0; r0 < done; r0 += 8) {
+    __m512d r[8];
+    if (cols == 4) {
+      for (int i = 0; i < 8; ++i) r[i] = _mm512_zextpd256_pd512(_mm256_loadu_pd(row(r0 + i)));
+      transpose8x8(r);
+      for (int t = 0; t < 4; ++t) _mm512_storeu_pd(dst[t] + r0, r[t]);
+      continue;
+    }
+    for (int half = 0; half < 16; half += 8) {
+      for (int i = 0; i < 8; ++i) r[i] = _mm512_loadu_pd(row(r0 + i) + half);
+      transpose8x8(r);
+      for (int t = 0; t < 8; ++t) _mm512_storeu_pd(dst[half + t] + r0, r[t]);
+    }
+  }
+  return done;
+}
+
 template <class V, int MRV, int NR>
 GemmVariant<typename V::T> variant() {
   GemmVariant<typename V::T> g;
@@ -222,6 +264,7 @@ KernelSet make() {
   k.f64.store_stride2 = &store_stride2_f64;
   k.f64.interleave2 = &interleave2_f64;
   k.f64.interleave2_stream = &interleave2_stream_f64;
+  k.f64.transpose = &transpose_f64;
   k.f64.stream_fence = &stream_fence;
   return k;
 }
