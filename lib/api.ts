@@ -86,7 +86,9 @@ function newArray(call: PreparedCall): FloatArray {
 
 function result(call: PreparedCall, data: FloatArray): Tensor {
   if (call.outTensor) return call.outTensor;
-  return { data, shape: call.plan.outputShape.slice() };
+  // A new array literal of the plan's sizes (copying the plan's frozen outputShape took ~0.3 µs a call)
+  const { plan } = call;
+  return { data, shape: plan.batched ? [plan.N, plan.Cout, plan.Hout, plan.Wout] : [plan.Cout, plan.Hout, plan.Wout] };
 }
 
 function threadsFor(options: Readonly<ConvTranspose2dOptions>): number {
