@@ -127,8 +127,7 @@ export function convTranspose2dWith(cache: PackedWeightsCache | null, input: Ten
   if (plan.outputLength === 0) return result(call, call.out ?? newArray(call));
   if (backend === 'native' && nativeBinding) {
     // A small result is allocated here (faster than through Node-API); large ones come from the addon's pool.
-    const elementBytes = plan.dtype === 'float32' ? 4 : 8;
-    const out = call.out ?? (plan.outputLength * elementBytes < nativeBinding.POOLED_RESULT_MIN_BYTES ? newArray(call) : null);
+    const out = call.out ?? (plan.outputLength * call.x.BYTES_PER_ELEMENT < nativeBinding.POOLED_RESULT_MIN_BYTES ? newArray(call) : null);
     return result(call, runNative(nativeBinding, plan, call.x, call.w, call.bias, out, threads, cache));
   }
   const out = call.out ?? newArray(call);

@@ -64,8 +64,9 @@ struct TypedSet {
   StoreStride2Fn<T> store_stride2 = nullptr;
   Interleave2Fn<T> interleave2 = nullptr;
   TransposeFn<T> transpose = nullptr;  // optional
-  // Optional: interleave2 with non-temporal (streaming) stores wherever d is 64-byte aligned, for outputs too large
-  // to stay in cache; a thread that used it calls stream_fence before its writes may be read by another.
+  // Optional: interleave2 with non-temporal (streaming) stores wherever d is aligned to the ISA's vector width, for
+  // outputs too large to stay in cache; a thread that used it calls stream_fence before its writes may be read by
+  // another.
   Interleave2Fn<T> interleave2_stream = nullptr;
   void (*stream_fence)() = nullptr;
 };
