@@ -517,8 +517,15 @@ Bounds run_bounds(const Run* runs, int nrun) {
   return b;
 }
 
-// Rough efficiency of a tile shape: low-NR tiles are load-bound (measured: NR 1 ~0.5, 2-3 ~0.75).
-inline double tile_eff(int64_t nr) { return nr >= 4 ? 1.0 : nr >= 2 ? 0.75 : 0.5; }
+// Rough efficiency of a tile shape: low-NR tiles are load-bound (measured: NR 1 ~0.5, 2-3 ~0.75). In direct mode
+// the 16-channel tile (one pixel vector, from the L2-resident input block, per 16 FMAs with 16 broadcasts) ran
+// 12-17 % slower than 4-6-channel tiles on a Zen 5 core with two 512-bit FMA pipes (1 thread: HiFi-GAN 512->256
+// 27.7 -> 22.9 ms, dilated 64->64 on 56x56 1.42 -> 1.25 ms), where on the
+// one-FMA-pipe Intel host of the first sessions it had been the faster tile (U-Net 1024->512: 36 -> 34 ms).
+inline double tile_eff(int64_t nr, bool direct = false) {
+  if (nr >= 16) return direct ? 0.85 : 1.0;
+  return nr >= 4 ? 1.0 : nr >= 2 ? 0.75 : 0.5;
+}
 
 // Cost, in lane multiply-adds: im2col mode (exact tap counting for small phases) + its copying.
 template <class T>
@@ -616,7 +623,7 @@ double cost_direct(Plan<T>& pl) {
         }
       }
     return static_cast<double>(p.N) *
-           (lanes * static_cast<double>(ntile_c * nr) / tile_eff(nr) + blocking::kCopyCost * copied);
+           (lanes * static_cast<double>(ntile_c * nr) / tile_eff(nr, true) + blocking::kCopyCost * copied);
   };
   pl.Cb = Cb;
   pl.R = R_budget;

@@ -15,6 +15,18 @@ namespace kernels {
 namespace CONVT_KERNEL_NS {
 namespace simd {
 
+// Keeps a loaded value in a register: without it, the compiler folds each pixel-vector load into every FMA that
+// uses it (a load per FMA instead of per MRV FMAs), which makes tiles with few channels load-bound on cores with
+// two FMA pipes (measured on Zen 5, 6x16 x 3 tile in L1: 95 -> 210 GFLOP/s).
+template <class R>
+inline void keep_in_register(R& r) {
+#if (defined(__GNUC__) || defined(__clang__)) && defined(__x86_64__)
+  asm("" : "+v"(r));
+#else
+  (void)r;
+#endif
+}
+
 // MRV vectors of pixels x NR channels of accumulators (MRV*NR registers), fully unrolled.
 template <class V, int MRV, int NR>
 void gemm_tile(int64_t kseg, int nseg, const typename V::T* const* aseg, int64_t lda, const typename V::T* B,
@@ -36,7 +48,10 @@ void gemm_tile(int64_t kseg, int nseg, const typename V::T* const* aseg, int64_t
     const typename V::T* A = aseg[s];
     for (int64_t k = 0; k < kseg; ++k) {
       R a[MRV];
-      for (int v = 0; v < MRV; ++v) a[v] = V::load(A + v * L);
+      for (int v = 0; v < MRV; ++v) {
+        a[v] = V::load(A + v * L);
+        keep_in_register(a[v]);
+      }
       for (int c = 0; c < NR; ++c) {
         const R bc = V::set1(b[c]);
         for (int v = 0; v < MRV; ++v) acc[c][v] = V::fma(a[v], bc, acc[c][v]);
