@@ -18,16 +18,12 @@
 #include <utility>
 #include <vector>
 
-#if defined(__linux__)
-#include <sys/mman.h>
-#endif
-
 #include "binding/env_state.h"
+#include "core/large_alloc.h"
 
 namespace convt_binding {
 namespace {
 
-constexpr std::align_val_t kAlign{64};  // a cache line: enough for any SIMD load the kernels might use
 constexpr int kMinLog2 = 16;            // kMinPooledBytes
 constexpr int kMaxLog2 = 40;
 constexpr int kNumClasses = (kMaxLog2 - kMinLog2) * 4 + 1;
@@ -50,39 +46,14 @@ int ClassOf(size_t n) {
 
 size_t ClassBytes(int cls) { return (size_t{1} << (kMinLog2 + cls / 4 - 2)) * size_t(4 + cls % 4); }
 
-#if defined(__linux__)
-// Blocks of at least this size get a mapping of their own, 2 MiB aligned and marked for transparent huge pages
-// (where the kernel offers them: THP "always" or "madvise"). First touch then faults 2 MiB at a time: measured on
-// this project's Firecracker VMs, fresh memory cost 3 ms per MiB with 4 KiB pages and 0.07 ms with huge pages, so a
-// large result that misses the pool (the first calls, before finalizers return blocks) no longer costs more than
-// its arithmetic. The mapping is rounded up to whole huge pages (at most 2 MiB more, and only where touched).
-constexpr size_t kHugePage = size_t{2} << 20;
-
-size_t MappedBytes(size_t bytes) { return (bytes + kHugePage - 1) / kHugePage * kHugePage; }
-
+// Blocks of 2 MiB and more are mapped for transparent huge pages (core/large_alloc.h): a large result that misses
+// the pool (the first calls, before finalizers return blocks) then costs ~0.07 ms per MiB in page faults, not 3.
 void* HeapAlloc(size_t bytes) {  // throws std::bad_alloc
-  if (bytes < kHugePage) return ::operator new(bytes, kAlign);
-  const size_t len = MappedBytes(bytes);
-  void* m = mmap(nullptr, len + kHugePage, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-  if (m == MAP_FAILED) throw std::bad_alloc();
-  // keep the 2 MiB aligned part: unmap the slack before and after it
-  char* base = static_cast<char*>(m);
-  char* p = reinterpret_cast<char*>((reinterpret_cast<uintptr_t>(base) + kHugePage - 1) & ~uintptr_t{kHugePage - 1});
-  if (p > base) munmap(base, size_t(p - base));
-  if (base + len + kHugePage > p + len) munmap(p + len, size_t(base + len + kHugePage - (p + len)));
-  madvise(p, len, MADV_HUGEPAGE);  // a hint: without THP the block simply keeps 4 KiB pages
+  void* p = convt::alloc_large(bytes);
+  if (p == nullptr) throw std::bad_alloc();
   return p;
 }
-void HeapFree(void* p, size_t bytes) {
-  if (bytes < kHugePage)
-    ::operator delete(p, kAlign);
-  else
-    munmap(p, MappedBytes(bytes));
-}
-#else
-void* HeapAlloc(size_t bytes) { return ::operator new(bytes, kAlign); }  // throws std::bad_alloc
-void HeapFree(void* p, size_t /*bytes*/) { ::operator delete(p, kAlign); }
-#endif
+void HeapFree(void* p, size_t bytes) { convt::free_large(p, bytes); }
 
 class Pool {
  public:
@@ -105,7 +76,8 @@ class Pool {
   void Put(void* p, int cls) {
     const size_t size = ClassBytes(cls);
     if (size > cap_) return HeapFree(p, size);
-    std::vector<std::pair<void*, size_t>> evicted;  // (block, bytes), freed after unlocking: unmapping large blocks is slow
+    // (block, bytes) to free after unlocking: unmapping large blocks is slow
+    std::vector<std::pair<void*, size_t>> evicted;
     {
       std::lock_guard<std::mutex> lock(mu_);
       while (idle_bytes_ + size > cap_) {
