@@ -520,12 +520,15 @@ Bounds run_bounds(const Run* runs, int nrun) {
 }
 
 // Rough efficiency of a tile shape: low-NR tiles are load-bound (measured: NR 1 ~0.5, 2-3 ~0.75). In direct mode
-// the 16-channel tile (one pixel vector, from the L2-resident input block, per 16 FMAs with 16 broadcasts) ran
-// 12-17 % slower than 4-6-channel tiles on a Zen 5 core with two 512-bit FMA pipes (1 thread: HiFi-GAN 512->256
-// 27.7 -> 22.9 ms, dilated 64->64 on 56x56 1.42 -> 1.25 ms), where on the
-// one-FMA-pipe Intel host of the first sessions it had been the faster tile (U-Net 1024->512: 36 -> 34 ms).
+// the tiles read their pixel vectors from an input block in L2, one vector per NR FMAs, and on a Zen 5 core (two
+// 512-bit FMA pipes) that traffic limits tiles with fewer than 8 channels (1 thread, min of 5 runs: stride-1 64->64
+// on 112x112 with 6x16 x 4 tiles 5.97 ms, 3x16 x 8 4.95 ms; dilated 64->64 on 56x56: 1.28 and 1.23 ms). The
+// 16-channel tile (one pixel vector per 16 FMAs with 16 broadcasts) ran 12-17 % slower there than 4-6-channel tiles
+// (HiFi-GAN 512->256 27.7 -> 22.9 ms, dilated 1.42 -> 1.25 ms), where on the one-FMA-pipe Intel host of the first
+// sessions it had been the faster tile (U-Net 1024->512: 36 -> 34 ms).
 inline double tile_eff(int64_t nr, bool direct = false) {
-  if (nr >= 16) return direct ? 0.85 : 1.0;
+  if (direct && nr >= 16) return 0.85;
+  if (direct && nr >= 4) return std::min(1.0, 0.7 + 0.3 * static_cast<double>(nr) / 8.0);
   return nr >= 4 ? 1.0 : nr >= 2 ? 0.75 : 0.5;
 }
 
