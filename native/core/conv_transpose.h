@@ -103,7 +103,7 @@ void force_plan_mode_for_testing(int mode);
 // Testing aid: per-thread scratch requests above `bytes` throw std::bad_alloc as if memory were exhausted
 // (negative: no limit, the default). For testing that failures inside pool tasks reach the caller.
 void set_scratch_limit_for_testing(int64_t bytes);
-// Testing aid: a one-line description of the plan the next call with p would use (dtype float).
-std::string describe_plan(const Problem& p);
+// Testing aid: a one-line description of the plan the next call with p would use (f64: dtype double, else float).
+std::string describe_plan(const Problem& p, bool f64 = false);
 
 }  // namespace convt

@@ -711,8 +711,9 @@ double now_s() {
   return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
 }
 
+template <class T>
 int bench(const char* only) {
-  std::printf("isa=%s\n", convt::active_isa().c_str());
+  std::printf("isa=%s dtype=%s\n", convt::active_isa().c_str(), sizeof(T) == 4 ? "float32" : "float64");
   std::printf("%-4s %10s | %12s %9s | %12s %9s | %12s %9s | %12s %9s\n", "id", "GFLOP", "T1 ms", "GFLOP/s", "T2 ms",
               "GFLOP/s", "T1 cpu ms", "GFLOP/s", "T2 packed ms", "GFLOP/s");
   std::mt19937_64 rng(1);
@@ -723,8 +724,8 @@ int bench(const char* only) {
       std::printf("%s: bad shape %s\n", s.id, convt::check(p).c_str());
       return 1;
     }
-    std::uniform_real_distribution<float> u(-1.f, 1.f);
-    std::vector<float> x(static_cast<size_t>(convt::input_elements(p))), w(static_cast<size_t>(convt::weight_elements(p))),
+    std::uniform_real_distribution<T> u(-1, 1);
+    std::vector<T> x(static_cast<size_t>(convt::input_elements(p))), w(static_cast<size_t>(convt::weight_elements(p))),
         b(static_cast<size_t>(p.Cout)), y(static_cast<size_t>(convt::output_elements(p)));
     for (auto& v : x) v = u(rng);
     for (auto& v : w) v = u(rng);
@@ -762,7 +763,8 @@ int bench(const char* only) {
     }
     std::printf("%-4s %10.4f | %12.4f %9.1f | %12.4f %9.1f | %12.4f %9.1f | %12.4f %9.1f | %s\n", s.id, flops * 1e-9,
                 med[0] * 1e3, flops / med[0] * 1e-9, med[1] * 1e3, flops / med[1] * 1e-9, cpu_med * 1e3,
-                flops / cpu_med * 1e-9, packed_med * 1e3, flops / packed_med * 1e-9, convt::describe_plan(p).c_str());
+                flops / cpu_med * 1e-9, packed_med * 1e3, flops / packed_med * 1e-9,
+                convt::describe_plan(p, sizeof(T) == 8).c_str());
     std::fflush(stdout);
   }
   return 0;
@@ -875,18 +877,21 @@ int fma_peak() {
 
 int main(int argc, char** argv) {
   if (argc > 1 && std::strcmp(argv[1], "--bench") == 0) {
-    // --bench [--isa ISA] [--mode M (force_plan_mode_for_testing)] [SHAPE]
+    // --bench [--isa ISA] [--mode M (force_plan_mode_for_testing)] [--f64] [SHAPE]
     const char* only = nullptr;
+    bool f64 = false;
     for (int i = 2; i < argc; ++i) {
       if (std::strcmp(argv[i], "--isa") == 0 && i + 1 < argc) {
         if (!convt::set_isa(argv[++i])) return std::printf("ISA %s not available\n", argv[i]), 1;
       } else if (std::strcmp(argv[i], "--mode") == 0 && i + 1 < argc) {
         convt::force_plan_mode_for_testing(std::atoi(argv[++i]));
+      } else if (std::strcmp(argv[i], "--f64") == 0) {
+        f64 = true;
       } else {
         only = argv[i];
       }
     }
-    return bench(only);
+    return f64 ? bench<double>(only) : bench<float>(only);
   }
   if (argc > 1 && std::strcmp(argv[1], "--fma-peak") == 0) return fma_peak();
   if (argc > 2 && std::strcmp(argv[1], "--touch-memory") == 0) return touch_memory(std::atoll(argv[2]));
