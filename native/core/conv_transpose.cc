@@ -924,6 +924,23 @@ void compute_tiles(const GemmCtx<T>& c, const Task& tk, const TaskScratch<T>& s,
   int64_t max_blocks = 1;
   for (int64_t t = 0; t < ntiles; ++t)
     max_blocks = std::max(max_blocks, (s.infos[t].nseg + spb - 1) / spb * sub);
+  // Where a tile can keep its sums in place (one run of MR lanes, all NR channels real): straight in the output (MR
+  // pixels of a row, stride 1), or in the staged batch-inner output (one pixel of MR images, adjacent there: no tile
+  // buffer and no copy, measured DCGAN 128->64 on 16x16, 16 images: the copies were ~6 % of the time). Else nullptr.
+  auto in_place = [&](const TileInfo& ti, const Phase& ph, int64_t cog0, int64_t nc, int64_t* ldc) -> T* {
+    const Run& r0 = s.runs[ti.run0];
+    if (ti.nrun != 1 || r0.len != mr || nc != nr) return nullptr;
+    const int64_t oy = p.sH * r0.j + ph.ry;
+    if (r0.batch && c.yt) {
+      *ldc = geo.HWo * p.N;
+      return c.yt + (cog0 * geo.HWo + oy * p.Wout + p.sW * r0.i + ph.rx) * p.N + r0.n;
+    }
+    if (!r0.batch && p.sW == 1) {
+      *ldc = geo.HWo;
+      return c.y + (r0.n * p.Cout + cog0) * geo.HWo + oy * p.Wout + r0.i;
+    }
+    return nullptr;
+  };
   for (int64_t ct = tk.ct0; ct < tk.ct1; ++ct) {
     const T* bias = c.biasp + (tk.g * pl.ntile_c + ct) * nr;
     const int64_t co0 = ct * nr, nc = std::min(nr, Cout_g - co0);
@@ -937,15 +954,13 @@ void compute_tiles(const GemmCtx<T>& c, const Task& tk, const TaskScratch<T>& s,
         const Phase& ph = geo.phases[static_cast<size_t>(ti.phase)];
         const int64_t K = static_cast<int64_t>(ph.ty.size() * ph.tx.size()) * Cin_g;
         const T* Bp = c.B + tk.g * pl.bgroup + ph.bofs + ct * K * nr;
-        const Run& r0 = s.runs[ti.run0];
         T* C = s.ctile + t * mr * nr;
         int64_t ldc = mr;
         if (stage_plane > 0) {
           C = s.ctile + ti.phase * nr * stage_plane + ti.q0;
           ldc = stage_plane;
-        } else if (p.sW == 1 && ti.nrun == 1 && !r0.batch && r0.len == mr && nc == nr) {  // straight into the output
-          C = c.y + (r0.n * p.Cout + cog0) * geo.HWo + (p.sH * r0.j + ph.ry) * p.Wout + r0.i;
-          ldc = geo.HWo;
+        } else if (T* d = in_place(ti, ph, cog0, nc, &ldc)) {
+          C = d;
         }
         const T* b0 = kb == 0 ? bias : nullptr;
         if (sub == 1) {
@@ -969,8 +984,8 @@ void compute_tiles(const GemmCtx<T>& c, const Task& tk, const TaskScratch<T>& s,
       if (ti.nrun == 0) continue;
       const Phase& ph = geo.phases[static_cast<size_t>(ti.phase)];
       const Run* tr = s.runs + ti.run0;
-      const Run& r0 = tr[0];
-      if (p.sW == 1 && ti.nrun == 1 && !r0.batch && r0.len == mr && nc == nr) continue;  // already in place
+      int64_t ldc_unused;
+      if (in_place(ti, ph, cog0, nc, &ldc_unused)) continue;
       const T* ctile = s.ctile + t * mr * nr;
       for (int r = 0; r < ti.nrun; ++r) {
         const Run& ru = tr[r];
