@@ -39,6 +39,10 @@ constexpr int64_t kMinTaskFlops = int64_t{1} << 21;
 // ~20 us of copying: less than that is cheaper than a wake-up).
 constexpr int64_t kParallelPackMinElements = int64_t{1} << 16;
 
+// Weights of at most this size are packed once per thread and kept while calls repeat with the same weight values
+// (small_packed_weights): a tiny layer's packing is a tenth of its call, and the kept copies cost little memory.
+constexpr int64_t kPackCacheMaxBytes = int64_t{64} << 10;
+
 // Weight packing reads each input channel's NR x kH x kW weights, Cout/G x kH x kW elements after the
 // previous channel's (too far apart for the hardware prefetcher): prefetch 4 channels ahead, a few
 // hundred nanoseconds of packing (measured ~10 % faster packing of an 8 MiB weight tensor).

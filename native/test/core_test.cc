@@ -401,6 +401,38 @@ void test_packed() {
   std::printf("packed: %zu problems, %d with other sizes\n", problems.size(), checked);
 }
 
+// Small weights are packed once per thread and kept (blocking::kPackCacheMaxBytes): weights changed in place between
+// calls, in the same buffer, must be packed again; both dtypes, 1 and 2 threads.
+template <class T>
+void small_weight_cache_case(const Problem& p, Data d, int threads) {
+  std::vector<T> x(d.x.begin(), d.x.end()), w(d.w.begin(), d.w.end()), b(d.b.begin(), d.b.end());
+  std::vector<T> y(static_cast<size_t>(convt::output_elements(p)));
+  for (int round = 0; round < 3; ++round) {
+    if (round > 0)
+      for (size_t i = 0; i < w.size(); ++i) {
+        w[i] = round == 1 ? T(-0.5) * w[i] + T(0.25) : (i % 7 == 0 ? T(0) : w[i]);
+        d.w[i] = static_cast<double>(w[i]);
+      }
+    convt::conv_transpose2d(p, x.data(), w.data(), b.data(), y.data(), threads);
+    std::vector<double> ref, mag;
+    reference(p, d.x, d.w, &d.b, ref, mag);
+    std::string why;
+    report(compare(p, y, ref, mag, &why), std::string("small weights changed in place, ") +
+                                             (sizeof(T) == 4 ? "f32" : "f64") + " threads=" + std::to_string(threads) +
+                                             " round " + std::to_string(round) + " " + why);
+  }
+}
+
+void test_small_weight_cache() {
+  std::mt19937_64 rng(11);
+  const Problem p = make_problem(1, 16, 32, 32, 16, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 1);
+  const Data d = random_data(p, rng);
+  for (int threads : {1, 2}) {
+    small_weight_cache_case<float>(p, d, threads);
+    small_weight_cache_case<double>(p, d, threads);
+  }
+}
+
 void test_concurrent_callers() {
   std::mt19937_64 rng(11);
   const auto problems = larger_problems();
@@ -908,6 +940,7 @@ int main(int argc, char** argv) {
   test_thread_invariance();
   test_packed();
   test_streamed_outputs();
+  test_small_weight_cache();
   test_concurrent_callers();
   std::printf("time %.1f s\n", now_s() - t0);
   std::printf("%d passed, %d failed\n", g_pass, g_fail);
