@@ -525,9 +525,11 @@ Bounds run_bounds(const Run* runs, int nrun) {
 // on 112x112 with 6x16 x 4 tiles 5.97 ms, 3x16 x 8 4.95 ms; dilated 64->64 on 56x56: 1.28 and 1.23 ms). The
 // 16-channel tile (one pixel vector per 16 FMAs with 16 broadcasts) ran 12-17 % slower there than 4-6-channel tiles
 // (HiFi-GAN 512->256 27.7 -> 22.9 ms, dilated 1.42 -> 1.25 ms), where on the one-FMA-pipe Intel host of the first
-// sessions it had been the faster tile (U-Net 1024->512: 36 -> 34 ms).
+// sessions it had been the faster tile (U-Net 1024->512: 36 -> 34 ms). In L1 it reaches ~0.9 of the 24-accumulator
+// tiles (17 loads per 16 FMAs), which also counts in im2col mode (U-Net 1024->512 then takes 2x16 x 12 tiles in
+// direct mode: 1 thread, min of 3, 25.0 -> 21.7 ms).
 inline double tile_eff(int64_t nr, bool direct = false) {
-  if (direct && nr >= 16) return 0.85;
+  if (nr >= 16) return direct ? 0.85 : 0.9;
   if (direct && nr >= 4) return std::min(1.0, 0.7 + 0.3 * static_cast<double>(nr) / 8.0);
   return nr >= 4 ? 1.0 : nr >= 2 ? 0.75 : 0.5;
 }
