@@ -65,6 +65,15 @@ function machinePeak(isa, log) {
   } else {
     const r = spawnSync(b.exe, ['--fma-peak'], { cwd: root, encoding: 'utf8', timeout: 120000 });
     measured = parsePeak(`${r.stdout || ''}`);
+    // A 2-thread peak well under twice the 1-thread one means a neighbour held a vCPU meanwhile: measure again and
+    // keep the better figure of each.
+    for (let again = 0; again < 3 && measured && measured.fp32[2] < 1.8 * measured.fp32[1]; again++) {
+      const r2 = spawnSync(b.exe, ['--fma-peak'], { cwd: root, encoding: 'utf8', timeout: 120000 });
+      const m2 = parsePeak(`${r2.stdout || ''}`);
+      if (!m2) break;
+      for (const prec of ['fp32', 'fp64']) for (const t of [1, 2]) measured[prec][t] = Math.max(measured[prec][t] || 0, m2[prec][t] || 0);
+      notes.push(`2-thread FMA peak measured again (a vCPU was busy): ${measured.fp32[1]}/${measured.fp32[2]} GFLOP/s`);
+    }
     if (!measured) {
       const why = r.error ? r.error.message : `exit ${r.status}, no fma_peak_gflops lines`;
       notes.push(`${path.basename(b.exe)} --fma-peak gave no peak (${why})`);
