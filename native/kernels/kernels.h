@@ -27,6 +27,15 @@ template <class T>
 using DwPlaneFn = void (*)(T* acc, int64_t ldacc, const T* in, int64_t ldin, const int64_t* toff, const T* w, int ntaps,
                            int64_t nrows, int64_t len, T init);
 
+// Depthwise, stride 2 in width, both column phases at once, for r < nrows and l < n (no phase rows in memory):
+//   d[r*ldd + 2l]     = init + sum_{t < ntap0} w0[t] * in[r*ldin + toff0[t] + l]
+//   d[r*ldd + 2l + 1] = init + sum_{t < ntap1} w1[t] * in[r*ldin + toff1[t] + l]
+// It may read in[r*ldin + toff[t] + l] for l up to n rounded up to 16 (the padded rows have room). stream: streaming
+// stores wherever d is aligned (the caller then calls stream_fence, as for interleave2_stream).
+template <class T>
+using DwPairRowsFn = void (*)(T* d, int64_t ldd, const T* in, int64_t ldin, const int64_t* toff0, const T* w0, int ntap0,
+                              const int64_t* toff1, const T* w1, int ntap1, int64_t nrows, int64_t n, T init, bool stream);
+
 // Scatter-path col2im for stride 2: d[2l] += a[l], d[2l+1] += b[l] for l < n.
 template <class T>
 using AddPairsFn = void (*)(T* d, const T* a, const T* b, int64_t n);
@@ -60,6 +69,7 @@ template <class T>
 struct TypedSet {
   GemmVariant<T> gemm[kMaxVariants];  // sorted by nr ascending; unused entries have fn == nullptr
   DwPlaneFn<T> dw_plane = nullptr;
+  DwPairRowsFn<T> dw_pair_rows = nullptr;  // optional
   AddPairsFn<T> add_pairs = nullptr;
   StoreStride2Fn<T> store_stride2 = nullptr;
   Interleave2Fn<T> interleave2 = nullptr;

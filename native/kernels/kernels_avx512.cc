@@ -12,6 +12,7 @@
 #if (defined(__x86_64__) || defined(_M_X64)) && (defined(__AVX512F__) || defined(_MSC_VER))
 #include <immintrin.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <numeric>
 
@@ -123,6 +124,61 @@ void interleave2_stream_f64(double* d, const double* a, const double* b, int64_t
   return line_aligned(d) ? interleave2_f64_impl<true>(d, a, b, n) : interleave2_f64_impl<false>(d, a, b, n);
 }
 void stream_fence() { _mm_sfence(); }
+
+// DwPairRowsFn, float32: per row, blocks of 4 x 16 pairs (8 accumulators, so the FMA latency overlaps), each pair of
+// phase vectors interleaved in registers (vpermt2ps) and stored as two output vectors.
+void dw_pair_rows_f32(float* d, int64_t ldd, const float* in, int64_t ldin, const int64_t* toff0, const float* w0,
+                      int ntap0, const int64_t* toff1, const float* w1, int ntap1, int64_t nrows, int64_t n, float init,
+                      bool stream) {
+  const __m512i lo = _mm512_set_epi32(23, 7, 22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
+  const __m512i hi = _mm512_set_epi32(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8);
+  const __m512 vinit = _mm512_set1_ps(init);
+  constexpr int U = 4;
+  for (int64_t r = 0; r < nrows; ++r) {
+    const float* row = in + r * ldin;
+    float* dr = d + r * ldd;
+    const bool nt = stream && line_aligned(dr);
+    auto put = [&](float* p, __m512 v) {
+      if (nt)
+        _mm512_stream_ps(p, v);
+      else
+        _mm512_storeu_ps(p, v);
+    };
+    int64_t l = 0;
+    for (; l + 16 * U <= n; l += 16 * U) {
+      __m512 a0[U], a1[U];
+      for (int u = 0; u < U; ++u) a0[u] = a1[u] = vinit;
+      for (int t = 0; t < ntap0; ++t) {
+        const float* s = row + toff0[t] + l;
+        const __m512 wt = _mm512_set1_ps(w0[t]);
+        for (int u = 0; u < U; ++u) a0[u] = _mm512_fmadd_ps(_mm512_loadu_ps(s + 16 * u), wt, a0[u]);
+      }
+      for (int t = 0; t < ntap1; ++t) {
+        const float* s = row + toff1[t] + l;
+        const __m512 wt = _mm512_set1_ps(w1[t]);
+        for (int u = 0; u < U; ++u) a1[u] = _mm512_fmadd_ps(_mm512_loadu_ps(s + 16 * u), wt, a1[u]);
+      }
+      for (int u = 0; u < U; ++u) {
+        put(dr + 2 * (l + 16 * u), _mm512_permutex2var_ps(a0[u], lo, a1[u]));
+        put(dr + 2 * (l + 16 * u) + 16, _mm512_permutex2var_ps(a0[u], hi, a1[u]));
+      }
+    }
+    for (; l < n; l += 16) {  // single blocks; the last one may be partial (masked stores)
+      __m512 a0 = vinit, a1 = vinit;
+      for (int t = 0; t < ntap0; ++t) a0 = _mm512_fmadd_ps(_mm512_loadu_ps(row + toff0[t] + l), _mm512_set1_ps(w0[t]), a0);
+      for (int t = 0; t < ntap1; ++t) a1 = _mm512_fmadd_ps(_mm512_loadu_ps(row + toff1[t] + l), _mm512_set1_ps(w1[t]), a1);
+      const __m512 v0 = _mm512_permutex2var_ps(a0, lo, a1), v1 = _mm512_permutex2var_ps(a0, hi, a1);
+      const int64_t m = std::min<int64_t>(16, n - l);  // pairs in this block: 2m outputs
+      if (m == 16) {
+        put(dr + 2 * l, v0);
+        put(dr + 2 * l + 16, v1);
+      } else {
+        _mm512_mask_storeu_ps(dr + 2 * l, static_cast<__mmask16>((1u << std::min<int64_t>(16, 2 * m)) - 1), v0);
+        if (2 * m > 16) _mm512_mask_storeu_ps(dr + 2 * l + 16, static_cast<__mmask16>((1u << (2 * m - 16)) - 1), v1);
+      }
+    }
+  }
+}
 
 // r[i] = row i of a 16 x 16 block -> r[t] = column t: pairs interleaved (unpack), then quads (shuffle
 // within 128-bit lanes), then the 4 x 4 grid of 128-bit lanes transposed (two rounds of shuffle_f32x4).
@@ -245,6 +301,7 @@ KernelSet make() {
   k.f32.gemm[6] = variant<VF, 2, 12>();
   k.f32.gemm[7] = variant<VF, 1, 16>();
   k.f32.dw_plane = &isa_avx512::simd::dw_plane_simd<VF>;
+  k.f32.dw_pair_rows = &dw_pair_rows_f32;
   k.f32.add_pairs = &isa_avx512::simd::add_pairs<float>;
   k.f32.store_stride2 = &store_stride2_f32;
   k.f32.interleave2 = &interleave2_f32;
