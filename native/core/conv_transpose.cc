@@ -562,8 +562,11 @@ double cost_im2col(Plan<T>& pl) {
       copied += panel_copy * static_cast<double>(cy * cx * pl.geo.Cin_g * mr);
     }
   }
-  // x copied with the batch innermost, and the staged output back (transposes)
-  if (pl.batch_inner) copied += 2.0 * static_cast<double>(input_elements(p) + output_elements(p));
+  // x copied with the batch innermost, and the staged output back (transposes); counted 1.5x, since these
+  // memory-bound passes slow down more than the kernels when both cores run them (measured, DCGAN 128->64 on 16x16,
+  // 16 images, min of 5, batch-inner against direct 3x16 x 8: 1 thread 6.27 vs 6.72 ms, 2 threads 4.04 vs 3.67 ms;
+  // float64 14.7 vs 13.7 and 8.0 vs 7.3 ms)
+  if (pl.batch_inner) copied += 3.0 * static_cast<double>(input_elements(p) + output_elements(p));
   return steps * static_cast<double>(ntile_c * nr * mr) / tile_eff(nr) + blocking::kCopyCost * copied;
 }
 
