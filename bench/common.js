@@ -98,7 +98,7 @@ const nowMs = () => Number(process.hrtime.bigint()) / 1e6;
 // 1 thread: the first ~7 calls 36-37 ms, on this VM's never-used memory, then 23 ms).
 function policy(quick) {
   return quick
-    ? { slowMs: 150, slowReps: 0, warmMs: 20, minReps: 3, minTimeMs: 60, maxTimeMs: 250 }
+    ? { slowMs: 150, slowReps: 0, warmMs: 100, minReps: 3, minTimeMs: 60, maxTimeMs: 250 }
     : { slowMs: 250, slowReps: 3, warmMs: 300, minReps: 5, minTimeMs: 300, maxTimeMs: 1500 };
 }
 
