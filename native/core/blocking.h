@@ -48,9 +48,11 @@ constexpr int64_t kPackCacheMaxBytes = int64_t{64} << 10;
 // hundred nanoseconds of packing (measured ~10 % faster packing of an 8 MiB weight tensor).
 constexpr int64_t kPackPrefetch = 4;
 
-// Cost of copying one element into a packed panel or padded block, in lane multiply-adds: a
-// copy moves ~1 element per cycle where an AVX-512 core does 16-32 lane-FMAs (1-2 FMA pipes).
-constexpr double kCopyCost = 16.0;
+// Cost of copying one element into a packed panel or padded block, in lane multiply-adds: a copy moves ~1 element
+// per cycle where an AVX-512 core does 16-32 lane-FMAs (1-2 FMA pipes). 32 for the two-pipe Zen 5 this is tuned on
+// (against 16: U-Net 1024->512 at 2 threads splits its channel tiles less, so re-copies its input block less often,
+// min of 3: 11.5 -> 11.0 ms; 512->256 on 56x56 9.8 -> 9.5 ms; other shapes level).
+constexpr double kCopyCost = 32.0;
 
 // Tap-exact cost model (choose_variant) walks every tile only when a phase has at most this many
 // pixels; larger phases waste at most a border fraction, so all taps are assumed valid.
