@@ -1859,7 +1859,7 @@ void depthwise_path(const Problem& p, const T* x, const T* w, const T* bias, T* 
         for (int64_t ox = 0; ox < p.Wout; ++ox) dst[ox] = a[(ox % p.sW) * accw + ox / p.sW];
       }
     }
-    if (interleave != ks.interleave2) ks.stream_fence();
+    if (stream) ks.stream_fence();
   };
   if (!threading::parallel_for(ntasks, threads, task, cancel)) throw Cancelled();
 }
