@@ -69,13 +69,20 @@ void store_stride2_f64(double* d, const double* a, int64_t n) {
   for (; l < n; ++l) d[2 * l] = a[l];
 }
 
+// vpermt2ps indices that interleave two float32 vectors a, b: lo -> a0 b0 a1 b1 ... a7 b7, hi -> a8 b8 ... a15 b15.
+inline __m512i interleave_lo_f32() {
+  return _mm512_set_epi32(23, 7, 22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
+}
+inline __m512i interleave_hi_f32() {
+  return _mm512_set_epi32(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8);
+}
+
 // d[2l] = a[l], d[2l+1] = b[l]: two-source permutes (vpermt2ps), full-width stores; kStream: streaming stores
 // (d 64-byte aligned: a whole cache line per store, not read before it is written, and the output does not
 // evict the inputs from the cache).
 template <bool kStream>
 void interleave2_f32_impl(float* d, const float* a, const float* b, int64_t n) {
-  const __m512i lo = _mm512_set_epi32(23, 7, 22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
-  const __m512i hi = _mm512_set_epi32(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8);
+  const __m512i lo = interleave_lo_f32(), hi = interleave_hi_f32();
   int64_t l = 0;
   for (; l + 16 <= n; l += 16) {
     const __m512 va = _mm512_loadu_ps(a + l), vb = _mm512_loadu_ps(b + l);
@@ -130,8 +137,7 @@ void stream_fence() { _mm_sfence(); }
 void dw_pair_rows_f32(float* d, int64_t ldd, const float* in, int64_t ldin, const int64_t* toff0, const float* w0,
                       int ntap0, const int64_t* toff1, const float* w1, int ntap1, int64_t nrows, int64_t n, float init,
                       bool stream) {
-  const __m512i lo = _mm512_set_epi32(23, 7, 22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
-  const __m512i hi = _mm512_set_epi32(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8);
+  const __m512i lo = interleave_lo_f32(), hi = interleave_hi_f32();
   const __m512 vinit = _mm512_set1_ps(init);
   constexpr int U = 4;
   for (int64_t r = 0; r < nrows; ++r) {
