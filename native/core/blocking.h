@@ -12,11 +12,14 @@ namespace blocking {
 // half of a 1-2 MiB L2 (Zen 4/5, Ice Lake+) so the weight panels and the output lines fit beside it.
 constexpr int64_t kABlockBytes = 256 * 1024;
 
-// Weight sub-panel of one reduction block (kc steps x NR channels): half of a 48 KiB L1d (Zen 5; Intel cores since
-// Ice Lake have 48 KiB too), so that it serves every pixel tile of a task from L1 beside the streaming pixel panels
-// (e.g. kc = 768 for fp32 NR 8; long reductions such as 4 taps x 512 channels are split into blocks of about kc
-// steps). Against 16 KiB, min of 4-5 runs: U-Net 1024->512 at 2 threads 11.0 -> 10.7 ms, others 1-4 % faster.
-constexpr int64_t kBPanelBytes = 24 * 1024;
+// Weight sub-panel of one reduction block (kc steps x NR channels), which serves every pixel tile of a task: 64 KiB,
+// more than a 48 KiB L1d, so it is read from L2, but a reduction then has fewer blocks, and the tiles' pixel rows
+// (an input block or a batch-innermost input copy, often beyond L2) are streamed fewer times. Measured on Zen 5,
+// calls alternating 24 and 64 KiB in one process (convt_core_test --ab), medians: DCGAN 512->256 on 4x4, 16 images,
+// 2 threads 3.29 -> 3.13 ms, 1 thread 5.57 -> 5.31; 256->128 on 8x8 3.63 -> 3.54 and 5.92 -> 5.69; U-Net
+// 1024->512 2 threads 11.13 -> 10.87, 1 thread 21.1 -> 20.0; HiFi-GAN 512->256 14.7 -> 14.4; the other shapes level,
+// and 128 KiB level with 64.
+constexpr int64_t kBPanelBytes = 64 * 1024;
 
 // Tasks per thread the scheduler aims for: tasks are claimed dynamically, so 4 per thread keeps the
 // tail (one unfinished task while the others idle) under ~25 % of a task's share.

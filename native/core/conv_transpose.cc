@@ -652,6 +652,7 @@ double cost_direct(Plan<T>& pl) {
 }
 
 std::atomic<int> g_force_mode{-1};
+std::atomic<int64_t> g_experiment_knob{0};
 
 // forced_nr > 0: only tile shapes with that many channels (weights packed earlier for it).
 template <class T>
@@ -714,7 +715,8 @@ const Plan<T>& cached_plan(const Problem& p, const kernels::TypedSet<T>& ks, int
     int forced_nr = -1, forced_mode = -2;
     Plan<T> plan;
   };
-  thread_local Entry e;
+  thread_local Entry entries[2];  // the second only for a non-zero experiment_knob()
+  Entry& e = entries[experiment_knob() != 0];
   const int mode = g_force_mode.load(std::memory_order_relaxed);
   if (!(e.ks == &ks && e.forced_nr == forced_nr && e.forced_mode == mode && same_problem(e.key, p))) {
     e.ks = nullptr;  // invalid until complete (make_plan may throw)
@@ -1752,6 +1754,8 @@ void single_pixel_path(const Problem& p, const T* x, const T* w, const T* bias, 
 void set_scratch_limit_for_testing(int64_t bytes) { g_scratch_limit.store(bytes < 0 ? -1 : bytes); }
 
 void force_plan_mode_for_testing(int mode) { g_force_mode.store(mode < 0 || mode > 3 ? -1 : mode); }
+void set_experiment_knob_for_testing(int64_t v) { g_experiment_knob.store(v); }
+int64_t experiment_knob() { return g_experiment_knob.load(std::memory_order_relaxed); }
 
 namespace {
 template <class T>

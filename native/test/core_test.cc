@@ -1,9 +1,12 @@
 // The core's own test executable (no Node).
 //   convt_core_test            correctness: every ISA x both dtypes vs a float64 reference, thread-count
 //                              invariance, concurrent callers, check() rejections
-//   convt_core_test --bench [--isa ISA] [--mode M] [SHAPE]
+//   convt_core_test --bench [--isa ISA] [--mode M] [--f64] [--threads T] [SHAPE]
 //                              the 15 shapes of bench/shapes.json at 1 and 2 threads (reused output); --mode
-//                              forces a plan mode (force_plan_mode_for_testing), SHAPE picks one shape
+//                              forces a plan mode (force_plan_mode_for_testing), SHAPE picks one shape, --threads
+//                              times only T threads, for 2 s (for a profiler)
+//   convt_core_test --ab SHAPE THREADS SECONDS A B
+//                              A/B of a rule that reads experiment_knob(), calls interleaved (see ab below)
 //   convt_core_test --fma-peak the machine's FMA peak on the best ISA at 1 and 2 threads
 // Prints a final line "N passed, N failed"; exit code is non-zero on any failure.
 #include <algorithm>
@@ -744,7 +747,7 @@ double now_s() {
 }
 
 template <class T>
-int bench(const char* only) {
+int bench(const char* only, int only_threads) {
   std::printf("isa=%s dtype=%s\n", convt::active_isa().c_str(), sizeof(T) == 4 ? "float32" : "float64");
   std::printf("%-4s %10s | %12s %9s | %12s %9s | %12s %9s | %12s %9s\n", "id", "GFLOP", "T1 ms", "GFLOP/s", "T2 ms",
               "GFLOP/s", "T1 cpu ms", "GFLOP/s", "T2 packed ms", "GFLOP/s");
@@ -764,11 +767,14 @@ int bench(const char* only) {
     for (auto& v : b) v = u(rng);
     const double flops = 2.0 * s.N * s.Cin * s.H * s.W * (s.Cout / s.G) * s.kH * s.kW;
     double med[2], cpu_med = 0;
+    med[0] = med[1] = 0;
+    const double secs = only_threads != 0 ? 2.0 : 0.4;  // one thread count: a longer loop, for profilers
     for (int t = 1; t <= 2; ++t) {
+      if (only_threads != 0 && t != only_threads) continue;
       for (int i = 0; i < 3; ++i) convt::conv_transpose2d(p, x.data(), w.data(), b.data(), y.data(), t);
       std::vector<double> times, cpu;
       const double t0 = now_s();
-      while (times.size() < 7 || (now_s() - t0 < 0.4 && times.size() < 2000)) {
+      while (times.size() < 7 || (now_s() - t0 < secs && times.size() < 20000)) {
         const double a = now_s(), c = thread_cpu_s();
         convt::conv_transpose2d(p, x.data(), w.data(), b.data(), y.data(), t);
         times.push_back(now_s() - a);
@@ -782,10 +788,10 @@ int bench(const char* only) {
     // Prepacked weights at 2 threads (what a module's forward pays once its weights are packed).
     const auto packed = convt::pack_weights(p, w.data(), 2);
     double packed_med = 0;
-    {
+    if (only_threads == 0 || only_threads == 2) {
       std::vector<double> times;
       const double t0 = now_s();
-      while (times.size() < 7 || (now_s() - t0 < 0.4 && times.size() < 2000)) {
+      while (times.size() < 7 || (now_s() - t0 < secs && times.size() < 20000)) {
         const double a = now_s();
         convt::conv_transpose2d_packed(p, x.data(), *packed, b.data(), y.data(), 2);
         times.push_back(now_s() - a);
@@ -909,11 +915,49 @@ int fma_peak() {
 
 }  // namespace
 
+// --ab SHAPE THREADS SECONDS A B: calls on SHAPE for SECONDS (float32, reused output), experiment_knob() alternating
+// between A and B call by call, and prints each one's timings. On a shared VM whose speed drifts by 10-20 % within
+// minutes, two binaries run one after the other cannot resolve a 3 % change; calls interleaved one by one can.
+int ab(const char* id, int threads, double secs, int64_t va, int64_t vb) {
+  for (const Shape& s : kShapes) {
+    if (std::strcmp(id, s.id) != 0) continue;
+    const Problem p = make_problem(s.N, s.Cin, s.H, s.W, s.Cout, s.kH, s.kW, s.sH, s.sW, s.pH, s.pW, s.dH, s.dW, s.G, s.opH, s.opW);
+    std::mt19937_64 rng(1);
+    std::uniform_real_distribution<float> u(-1, 1);
+    std::vector<float> x(static_cast<size_t>(convt::input_elements(p))), w(static_cast<size_t>(convt::weight_elements(p))),
+        b(static_cast<size_t>(p.Cout)), y(static_cast<size_t>(convt::output_elements(p)));
+    for (auto& v : x) v = u(rng);
+    for (auto& v : w) v = u(rng);
+    for (auto& v : b) v = u(rng);
+    std::vector<double> t[2];
+    const double t0 = now_s();
+    for (int i = 0; now_s() - t0 < secs || i < 24; ++i) {
+      convt::set_experiment_knob_for_testing(i % 2 ? vb : va);
+      const double a = now_s();
+      convt::conv_transpose2d(p, x.data(), w.data(), b.data(), y.data(), threads);
+      if (i >= 4) t[i % 2].push_back(now_s() - a);  // the first calls plan and warm up
+    }
+    convt::set_experiment_knob_for_testing(0);
+    for (int k = 0; k < 2; ++k) {
+      std::sort(t[k].begin(), t[k].end());
+      const std::vector<double>& v = t[k];
+      std::printf("%s T%d knob=%-10lld calls %5zu  min %.4f  p25 %.4f  median %.4f ms\n", id, threads,
+                  static_cast<long long>(k ? vb : va), v.size(), v[0] * 1e3, v[v.size() / 4] * 1e3, v[v.size() / 2] * 1e3);
+    }
+    return 0;
+  }
+  std::printf("no shape %s\n", id);
+  return 1;
+}
+
 int main(int argc, char** argv) {
+  if (argc > 6 && std::strcmp(argv[1], "--ab") == 0)
+    return ab(argv[2], std::atoi(argv[3]), std::atof(argv[4]), std::atoll(argv[5]), std::atoll(argv[6]));
   if (argc > 1 && std::strcmp(argv[1], "--bench") == 0) {
-    // --bench [--isa ISA] [--mode M (force_plan_mode_for_testing)] [--f64] [SHAPE]
+    // --bench [--isa ISA] [--mode M (force_plan_mode_for_testing)] [--f64] [--threads T (only T: profiling)] [SHAPE]
     const char* only = nullptr;
     bool f64 = false;
+    int only_threads = 0;
     for (int i = 2; i < argc; ++i) {
       if (std::strcmp(argv[i], "--isa") == 0 && i + 1 < argc) {
         if (!convt::set_isa(argv[++i])) return std::printf("ISA %s not available\n", argv[i]), 1;
@@ -921,11 +965,13 @@ int main(int argc, char** argv) {
         convt::force_plan_mode_for_testing(std::atoi(argv[++i]));
       } else if (std::strcmp(argv[i], "--f64") == 0) {
         f64 = true;
+      } else if (std::strcmp(argv[i], "--threads") == 0 && i + 1 < argc) {
+        only_threads = std::atoi(argv[++i]);
       } else {
         only = argv[i];
       }
     }
-    return f64 ? bench<double>(only) : bench<float>(only);
+    return f64 ? bench<double>(only, only_threads) : bench<float>(only, only_threads);
   }
   if (argc > 1 && std::strcmp(argv[1], "--fma-peak") == 0) return fma_peak();
   if (argc > 2 && std::strcmp(argv[1], "--touch-memory") == 0) return touch_memory(std::atoll(argv[2]));
