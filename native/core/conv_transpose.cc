@@ -879,81 +879,38 @@ TaskScratch<T> task_scratch(int64_t ntiles, int64_t mr, int64_t nr, int64_t nseg
   return s;
 }
 
-// Largest column stride whose phases are staged and written interleaved (write_staged); larger strides store each
-// tile's lanes one by one.
-constexpr int64_t kMaxStagedStride = 16;
-
-// d[s*l + r] = src[r][l] for r < s, l < n: s column phases of an output row interleaved. For s a power of two, as
-// interleave2 of the even and the odd phases, each interleaved the same way (d[2m] = E[m], d[2m+1] = O[m] with
-// E[(s/2)*l + a] = src[2a][l]), through small buffers: full-vector permutes instead of scalar stores (those took
-// ~5 % of HiFi-GAN 512->256, stride 8). Other strides: one element at a time.
-template <class T>
-void interleave_phases(T* __restrict d, const T* const* src, int64_t s, int64_t n, kernels::Interleave2Fn<T> il2) {
-  if (s == 2) {
-    il2(d, src[0], src[1], n);
-    return;
-  }
-  if ((s & (s - 1)) != 0) {
-    for (int64_t l = 0; l < n; ++l)
-      for (int64_t r = 0; r < s; ++r) d[s * l + r] = src[r][l];
-    return;
-  }
-  constexpr int64_t kChunk = 64;  // columns per pass: the buffers stay in L1
-  const int64_t h = s / 2;
-  T even[kMaxStagedStride / 2 * kChunk], odd[kMaxStagedStride / 2 * kChunk];
-  const T* se[kMaxStagedStride / 2];
-  const T* so[kMaxStagedStride / 2];
-  for (int64_t l0 = 0; l0 < n; l0 += kChunk) {
-    const int64_t len = std::min(kChunk, n - l0);
-    for (int64_t a = 0; a < h; ++a) {
-      se[a] = src[2 * a] + l0;
-      so[a] = src[2 * a + 1] + l0;
-    }
-    interleave_phases(even, se, h, len, il2);
-    interleave_phases(odd, so, h, len, il2);
-    il2(d + s * l0, even, odd, h * len);
-  }
-}
-
-// Direct mode, column stride s = sW >= 2 with every column residue reached: the phases (yc, 0) .. (yc, s-1) are at
-// indices s*yc .. s*yc + s-1. Writes the task's output rows of nc channels from the staged tiles, each row's column
-// phases interleaved.
+// Direct mode, stride 2, phases (yc, 0) and (yc, 1) at indices 2*yc and 2*yc + 1: writes the task's output
+// rows of nc channels from the staged tiles, each row's two column phases interleaved.
 template <class T>
 void write_staged(const GemmCtx<T>& c, const Task& tk, const T* stage, int64_t plane, int64_t wblk, int64_t cog0,
                   int64_t nc) {
   const Plan<T>& pl = *c.pl;
   const Problem& p = *pl.p;
   const Geometry& geo = pl.geo;
-  const int64_t nr = pl.var.nr, n = tk.phase_or_n, j0 = tk.a0, i0 = tk.b0, s = p.sW;
+  const int64_t nr = pl.var.nr, n = tk.phase_or_n, j0 = tk.a0, i0 = tk.b0;
   const int64_t rows = tk.a1 - tk.a0, cols = tk.b1 - tk.b0;
-  const T* src[kMaxStagedStride];
-  int64_t cnt[kMaxStagedStride];
-  for (size_t pi = 0; pi + static_cast<size_t>(s) <= geo.phases.size(); pi += static_cast<size_t>(s)) {
+  for (size_t pi = 0; pi + 1 < geo.phases.size(); pi += 2) {
     const Phase& p0 = geo.phases[pi];
+    const Phase& p1 = geo.phases[pi + 1];
     const int64_t pr = std::min(p0.Hj, j0 + rows) - j0;
-    // columns of each phase in this block: Wj falls with the residue, by at most one, so only the first m columns
-    // have every phase
-    for (int64_t r = 0; r < s; ++r)
-      cnt[r] = std::max<int64_t>(0, std::min(geo.phases[pi + static_cast<size_t>(r)].Wj, i0 + cols) - i0);
-    const int64_t m = cnt[s - 1];
-    if (pr <= 0 || cnt[0] <= 0) continue;
+    const int64_t c0 = std::min(p0.Wj, i0 + cols) - i0, c1 = std::max<int64_t>(0, std::min(p1.Wj, i0 + cols) - i0);
+    if (pr <= 0 || c0 <= 0) continue;
+    const int64_t m = std::min(c0, c1);  // Wj1 <= Wj0: column phase 0 may have one more
     for (int64_t cc = 0; cc < nc; ++cc) {
-      for (int64_t r = 0; r < s; ++r) src[r] = stage + ((static_cast<int64_t>(pi) + r) * nr + cc) * plane;
-      T* yc = c.y + (n * p.Cout + cog0 + cc) * geo.HWo + s * i0;
-      for (int64_t row = 0; row < pr; ++row) {
-        T* dst = yc + (p.sH * (j0 + row) + p0.ry) * p.Wout;
-        const int64_t o = row * wblk;
-        const T* rs[kMaxStagedStride];
-        for (int64_t r = 0; r < s; ++r) rs[r] = src[r] + o;
-        interleave_phases(dst, rs, s, m, c.interleave2);
-        for (int64_t r = 0; r < s && cnt[r] > m; ++r) dst[s * m + r] = src[r][o + m];
+      const T* a = stage + (static_cast<int64_t>(pi) * nr + cc) * plane;
+      const T* b = stage + (static_cast<int64_t>(pi + 1) * nr + cc) * plane;
+      T* yc = c.y + (n * p.Cout + cog0 + cc) * geo.HWo + 2 * i0;
+      for (int64_t r = 0; r < pr; ++r) {
+        T* dst = yc + (p.sH * (j0 + r) + p0.ry) * p.Wout;
+        c.interleave2(dst, a + r * wblk, b + r * wblk, m);
+        if (c0 > m) dst[2 * m] = a[r * wblk + m];
       }
     }
   }
 }
 
 // Runs the micro-kernel over the task's tiles for its channel tiles and writes the output.
-// stage_plane > 0 (direct mode, column stride >= 2 with every column residue): tiles are stored into s.ctile as
+// stage_plane > 0 (direct mode, stride 2 with both column residues): tiles are stored into s.ctile as
 // [phase][channel][block grid position] (plane stage_plane), and each output row segment is then
 // written once, its two column phases interleaved with full-width stores (instead of two strided,
 // masked passes). wblk: the block grid's row length.
@@ -1182,23 +1139,6 @@ void run_task_im2col(const GemmCtx<T>& c, const Task& tk) {
   compute_tiles(c, tk, s, ntiles, lda);
 }
 
-// Short copies and fills (rows of an input block: a libc call per row of a 16-pixel image cost more than the copy,
-// 4-5 % of DCGAN 128->64 on 16x16): fixed-size pieces, which the compiler turns into a few vector moves.
-template <class T>
-inline void copy_short(T* d, const T* s, int64_t n) {
-  int64_t q = 0;
-  for (; q + 8 <= n; q += 8) std::memcpy(d + q, s + q, 8 * sizeof(T));
-  if (n & 4) std::memcpy(d + q, s + q, 4 * sizeof(T)), q += 4;
-  if (n & 2) std::memcpy(d + q, s + q, 2 * sizeof(T)), q += 2;
-  if (n & 1) d[q] = s[q];
-}
-template <class T>
-inline void zero_short(T* d, int64_t n) {
-  static const T zeros[8] = {};
-  copy_short(d, zeros, std::min<int64_t>(n, 8));
-  if (n > 8) std::memset(d + 8, 0, static_cast<size_t>(n - 8) * sizeof(T));
-}
-
 template <class T>
 void run_task_direct(const GemmCtx<T>& c, const Task& tk) {
   const Plan<T>& pl = *c.pl;
@@ -1219,7 +1159,9 @@ void run_task_direct(const GemmCtx<T>& c, const Task& tk) {
   // block rows [rlo, rhi) come from the input, the others are padding
   const int64_t rlo = std::clamp<int64_t>(-(j0 + pl.ymin), 0, brows);
   const int64_t rhi = hi == lo ? rlo : std::clamp<int64_t>(p.H - (j0 + pl.ymin), rlo, brows);
-  const bool whole_rows = lo == 0 && hi == wblk && wblk == p.W;  // the block's rows are adjacent in x too
+  // The block's rows are adjacent in x too (no column padding, whole rows): one copy per channel (U-Net 1024->512
+  // and 512->256, 1 thread, calls alternating with a copy per row: -1.5 %).
+  const bool whole_rows = lo == 0 && hi == wblk && wblk == p.W;
   for (int64_t ci = 0; ci < Cin_g; ++ci) {
     T* d = blk + ci * plane;
     const int64_t src0 = ci * geo.HW + (j0 + pl.ymin) * p.W + ix0;  // block row r, column q: xs[src0 + r * W + q]
@@ -1229,9 +1171,9 @@ void run_task_direct(const GemmCtx<T>& c, const Task& tk) {
     } else {
       for (int64_t r = rlo; r < rhi; ++r) {
         T* dr = d + r * wblk;
-        zero_short(dr, lo);
-        copy_short(dr + lo, xs + (src0 + r * p.W + lo), hi - lo);
-        zero_short(dr + hi, wblk - hi);
+        if (lo > 0) std::memset(dr, 0, static_cast<size_t>(lo) * sizeof(T));
+        std::memcpy(dr + lo, xs + (src0 + r * p.W + lo), static_cast<size_t>(hi - lo) * sizeof(T));
+        if (hi < wblk) std::memset(dr + hi, 0, static_cast<size_t>(wblk - hi) * sizeof(T));
       }
     }
     if (rhi < brows) std::memset(d + rhi * wblk, 0, static_cast<size_t>((brows - rhi) * wblk) * sizeof(T));
@@ -1245,14 +1187,11 @@ void run_task_direct(const GemmCtx<T>& c, const Task& tk) {
     if (pr > 0 && pc > 0) ntiles += ((pr - 1) * wblk + pc + mr - 1) / mr;
     maxtaps = std::max<int64_t>(maxtaps, static_cast<int64_t>(ph.ty.size() * ph.tx.size()));
   }
-  // Column stride s >= 2 with every column residue reached (phases (yc, 0) .. (yc, s-1) adjacent): stage the tiles
+  // Stride 2 with column residues 0 and 1 both reached (phases (yc, 0), (yc, 1) adjacent): stage the tiles
   // and write each output row segment once, interleaved (see compute_tiles).
   const size_t nph = geo.phases.size();
-  const size_t sw = static_cast<size_t>(p.sW);
-  bool stage = p.sW >= 2 && p.sW <= kMaxStagedStride && nph % sw == 0 &&
-               (nph == sw || geo.phases[sw].ry != geo.phases[0].ry);
-  for (size_t r = 0; stage && r < sw; ++r)
-    stage = geo.phases[r].rx == static_cast<int64_t>(r) && geo.phases[r].ry == geo.phases[0].ry;
+  const bool stage = p.sW == 2 && nph % 2 == 0 && geo.phases[0].rx == 0 && geo.phases[1].rx == 1 &&
+                     geo.phases[1].ry == geo.phases[0].ry && (nph == 2 || geo.phases[2].ry != geo.phases[0].ry);
   const int64_t stage_plane = stage ? ((rows - 1) * wblk + cols + mr - 1) / mr * mr : 0;
   const TaskScratch<T> s =
       task_scratch<T>(ntiles, mr, pl.var.nr, maxtaps, static_cast<int64_t>(nph) * pl.var.nr * stage_plane);
