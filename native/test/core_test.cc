@@ -5,7 +5,7 @@
 //                              the 15 shapes of bench/shapes.json at 1 and 2 threads (reused output); --mode
 //                              forces a plan mode (force_plan_mode_for_testing), SHAPE picks one shape, --threads
 //                              times only T threads, for 2 s (for a profiler)
-//   convt_core_test --ab SHAPE THREADS SECONDS A B
+//   convt_core_test --ab SHAPE THREADS SECONDS A B [--f64]
 //                              A/B of a rule that reads experiment_knob(), calls interleaved (see ab below)
 //   convt_core_test --fma-peak the machine's FMA peak on the best ISA at 1 and 2 threads
 // Prints a final line "N passed, N failed"; exit code is non-zero on any failure.
@@ -915,16 +915,18 @@ int fma_peak() {
 
 }  // namespace
 
-// --ab SHAPE THREADS SECONDS A B: calls on SHAPE for SECONDS (float32, reused output), experiment_knob() alternating
-// between A and B call by call, and prints each one's timings. On a shared VM whose speed drifts by 10-20 % within
-// minutes, two binaries run one after the other cannot resolve a 3 % change; calls interleaved one by one can.
+// --ab SHAPE THREADS SECONDS A B [--f64]: calls on SHAPE for SECONDS (float32 or float64, reused output),
+// experiment_knob() alternating between A and B call by call, and prints each one's timings. On a shared VM whose
+// speed drifts by 10-20 % within minutes, two binaries run one after the other cannot resolve a 3 % change; calls
+// interleaved one by one can.
+template <class T>
 int ab(const char* id, int threads, double secs, int64_t va, int64_t vb) {
   for (const Shape& s : kShapes) {
     if (std::strcmp(id, s.id) != 0) continue;
     const Problem p = make_problem(s.N, s.Cin, s.H, s.W, s.Cout, s.kH, s.kW, s.sH, s.sW, s.pH, s.pW, s.dH, s.dW, s.G, s.opH, s.opW);
     std::mt19937_64 rng(1);
-    std::uniform_real_distribution<float> u(-1, 1);
-    std::vector<float> x(static_cast<size_t>(convt::input_elements(p))), w(static_cast<size_t>(convt::weight_elements(p))),
+    std::uniform_real_distribution<T> u(-1, 1);
+    std::vector<T> x(static_cast<size_t>(convt::input_elements(p))), w(static_cast<size_t>(convt::weight_elements(p))),
         b(static_cast<size_t>(p.Cout)), y(static_cast<size_t>(convt::output_elements(p)));
     for (auto& v : x) v = u(rng);
     for (auto& v : w) v = u(rng);
@@ -941,7 +943,8 @@ int ab(const char* id, int threads, double secs, int64_t va, int64_t vb) {
     for (int k = 0; k < 2; ++k) {
       std::sort(t[k].begin(), t[k].end());
       const std::vector<double>& v = t[k];
-      std::printf("%s T%d knob=%-10lld calls %5zu  min %.4f  p25 %.4f  median %.4f ms\n", id, threads,
+      std::printf("%s%s T%d knob=%-10lld calls %5zu  min %.4f  p25 %.4f  median %.4f ms\n", id,
+                  sizeof(T) == 8 ? " f64" : "", threads,
                   static_cast<long long>(k ? vb : va), v.size(), v[0] * 1e3, v[v.size() / 4] * 1e3, v[v.size() / 2] * 1e3);
     }
     return 0;
@@ -951,8 +954,11 @@ int ab(const char* id, int threads, double secs, int64_t va, int64_t vb) {
 }
 
 int main(int argc, char** argv) {
-  if (argc > 6 && std::strcmp(argv[1], "--ab") == 0)
-    return ab(argv[2], std::atoi(argv[3]), std::atof(argv[4]), std::atoll(argv[5]), std::atoll(argv[6]));
+  if (argc > 6 && std::strcmp(argv[1], "--ab") == 0) {
+    const bool f64 = argc > 7 && std::strcmp(argv[7], "--f64") == 0;
+    return (f64 ? ab<double> : ab<float>)(argv[2], std::atoi(argv[3]), std::atof(argv[4]), std::atoll(argv[5]),
+                                          std::atoll(argv[6]));
+  }
   if (argc > 1 && std::strcmp(argv[1], "--bench") == 0) {
     // --bench [--isa ISA] [--mode M (force_plan_mode_for_testing)] [--f64] [--threads T (only T: profiling)] [SHAPE]
     const char* only = nullptr;
