@@ -52,9 +52,11 @@ using Interleave2Fn = void (*)(T* d, const T* a, const T* b, int64_t n);
 // at src + (r / rpg) * ld + (r % rpg) * cols (groups of rpg contiguous rows, ld apart), stored transposed:
 // dst[t][r] = element t of row r, t < cols. Does a prefix of whole blocks of lcm(V, rpg) rows (V: the kernel's
 // block, 16 or 8) with register transposes and returns its length (0 when it has no code for `cols`: it has
-// for 16 and 4); the caller copies the remaining rows.
+// for 16 and 4); the caller copies the remaining rows. stream: streaming stores wherever a destination vector is
+// aligned, fenced before returning (for a large destination that other threads read next).
 template <class T>
-using TransposeFn = int64_t (*)(const T* src, int64_t ld, int64_t rpg, int64_t rows, int64_t cols, T* const* dst);
+using TransposeFn = int64_t (*)(const T* src, int64_t ld, int64_t rpg, int64_t rows, int64_t cols, T* const* dst,
+                                bool stream);
 
 template <class T>
 struct GemmVariant {

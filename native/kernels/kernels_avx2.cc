@@ -56,7 +56,16 @@ inline void transpose8x8(__m256 r[8]) {
 }
 
 // TransposeFn for float32 rows of 16 (4x4 and 1x16 kernels' taps, 16 images) or 4 (2x2 kernels' taps, 4 images), 8 rows at a time.
-int64_t transpose_f32(const float* src, int64_t ld, int64_t rpg, int64_t rows, int64_t cols, float* const* dst) {
+// A transposed vector to its destination: streamed when asked and d is aligned (see TransposeFn).
+inline void put(float* d, __m256 v, bool stream) {
+  if (stream && (reinterpret_cast<uintptr_t>(d) & 31) == 0)
+    _mm256_stream_ps(d, v);
+  else
+    _mm256_storeu_ps(d, v);
+}
+
+int64_t transpose_f32(const float* src, int64_t ld, int64_t rpg, int64_t rows, int64_t cols, float* const* dst,
+                      bool stream) {
   if (cols != 16 && cols != 4) return 0;
   const int64_t block = std::lcm<int64_t>(8, rpg), done = rows / block * block;
   auto row = [&](int64_t q) { return src + q / rpg * ld + q % rpg * cols; };
@@ -66,7 +75,7 @@ int64_t transpose_f32(const float* src, int64_t ld, int64_t rpg, int64_t rows, i
         __m256 r[8];
         for (int i = 0; i < 8; ++i) r[i] = _mm256_loadu_ps(row(r0 + i) + half);
         transpose8x8(r);
-        for (int t = 0; t < 8; ++t) _mm256_storeu_ps(dst[half + t] + r0, r[t]);
+        for (int t = 0; t < 8; ++t) put(dst[half + t] + r0, r[t], stream);
       }
       continue;
     }
@@ -77,11 +86,12 @@ int64_t transpose_f32(const float* src, int64_t ld, int64_t rpg, int64_t rows, i
       z[j] = _mm256_insertf128_ps(_mm256_castps128_ps256(_mm_loadu_ps(row(r0 + j))), _mm_loadu_ps(row(r0 + 4 + j)), 1);
     const __m256 t0 = _mm256_unpacklo_ps(z[0], z[1]), t1 = _mm256_unpackhi_ps(z[0], z[1]);
     const __m256 t2 = _mm256_unpacklo_ps(z[2], z[3]), t3 = _mm256_unpackhi_ps(z[2], z[3]);
-    _mm256_storeu_ps(dst[0] + r0, _mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(1, 0, 1, 0)));
-    _mm256_storeu_ps(dst[1] + r0, _mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(3, 2, 3, 2)));
-    _mm256_storeu_ps(dst[2] + r0, _mm256_shuffle_ps(t1, t3, _MM_SHUFFLE(1, 0, 1, 0)));
-    _mm256_storeu_ps(dst[3] + r0, _mm256_shuffle_ps(t1, t3, _MM_SHUFFLE(3, 2, 3, 2)));
+    put(dst[0] + r0, _mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(1, 0, 1, 0)), stream);
+    put(dst[1] + r0, _mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(3, 2, 3, 2)), stream);
+    put(dst[2] + r0, _mm256_shuffle_ps(t1, t3, _MM_SHUFFLE(1, 0, 1, 0)), stream);
+    put(dst[3] + r0, _mm256_shuffle_ps(t1, t3, _MM_SHUFFLE(3, 2, 3, 2)), stream);
   }
+  if (stream) _mm_sfence();
   return done;
 }
 
