@@ -98,9 +98,12 @@ const nowMs = () => Number(process.hrtime.bigint()) / 1e6;
 // 1 thread: the first ~7 calls 36-37 ms, on this VM's never-used memory, then 23 ms).
 function policy(quick) {
   return quick
-    ? { slowMs: 150, slowReps: 0, warmMs: 100, minReps: 3, minTimeMs: 60, maxTimeMs: 250 }
-    : { slowMs: 250, slowReps: 3, warmMs: 300, minReps: 5, minTimeMs: 300, maxTimeMs: 1500 };
+    ? { slowMs: 150, slowReps: 0, warmMs: 100, warmBytes: 32 << 20, minReps: 3, minTimeMs: 60, maxTimeMs: 250 }
+    : { slowMs: 250, slowReps: 3, warmMs: 300, warmBytes: 128 << 20, minReps: 5, minTimeMs: 300, maxTimeMs: 1500 };
 }
+
+// Results from this size up come from the addon's pool of recycled buffers (kMinPooledBytes in the binding).
+const POOLED_MIN_BYTES = 64 << 10;
 
 // One event-loop turn between timed calls, outside the timed region, as a server has between requests:
 // that is when Node runs finalizers (the addon's pooled result buffers come back then) and settles I/O.
@@ -108,9 +111,11 @@ const turn = () => new Promise((resolve) => setImmediate(resolve));
 
 /**
  * Times fn (sync, or returning a promise: onnxruntime-node's session.run) with an event-loop turn before each
- * call; returns { ms (median), reps, samples summary }.
+ * call; returns { ms (median), reps, samples summary }. outBytes: the size of the result each call returns; the
+ * warm-up lasts until pol.warmBytes of them have been returned too (at most 3 s), so that results are recycled
+ * (V8 collects them, and finalizers return the addon's buffers to its pool) before timing starts.
  */
-async function timeCalls(fn, estMs, pol) {
+async function timeCalls(fn, estMs, pol, outBytes = 0) {
   // A sync fn is timed as called; only a promise is awaited (an `await` of a plain value would add a microtask
   // hop to the timed region).
   const call = (f) => {
@@ -133,7 +138,12 @@ async function timeCalls(fn, estMs, pol) {
   }
   const w0 = nowMs();
   let warm = 0;
-  while (warm < 2 || nowMs() - w0 < pol.warmMs) { await turn(); await call(fn); warm++; }
+  const warmCalls = outBytes >= POOLED_MIN_BYTES ? Math.ceil(pol.warmBytes / outBytes) : 0;
+  while (warm < 2 || ((nowMs() - w0 < pol.warmMs || warm < warmCalls) && nowMs() - w0 < 3000)) {
+    await turn();
+    await call(fn);
+    warm++;
+  }
   const start = nowMs();
   for (;;) {
     await turn();

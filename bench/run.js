@@ -255,6 +255,7 @@ async function benchShape(s, ctx) {
     return { err, mismatch: !(err <= ERR_TOL) };
   };
 
+  const outBytes = sh.outputLength * 4;  // float32 results
   const runSync = async (key, threads, fn, extra = {}) => {
     try {
       const a = C.nowMs();
@@ -268,7 +269,7 @@ async function benchShape(s, ctx) {
         cells[key] = { skipped: true, err: chk.err, note: 'output differs from reference: not timed' };
         return;
       }
-      const t = await C.timeCalls(fn, est, pol);
+      const t = await C.timeCalls(fn, est, pol, outBytes);
       cells[key] = cell(t.ms, threads, { ...t, err: chk.err, mismatch: chk.mismatch, ...(extra.fields || {}) });
     } catch (e) {
       cells[key] = { error: e.message.split('\n')[0] };
@@ -336,7 +337,7 @@ async function benchShape(s, ctx) {
         if (!ref) { ref = Float64Array.from(y); refName = key; }
         const chk = check(key, y);
         if (chk.mismatch) shapeNotes.push(`${key}: err ${fmtErr(chk.err)} vs ${refName} exceeds ${ERR_TOL}`);
-        const t = await C.timeCalls(() => p.run(), est, pol);
+        const t = await C.timeCalls(() => p.run(), est, pol, outBytes);
         cells[key] = cell(t.ms, threads, { ...t, err: chk.err, mismatch: chk.mismatch });
       } catch (e) {
         cells[key] = { error: e.message.split('\n')[0] };
@@ -438,7 +439,7 @@ async function benchFp64(shapes, { pkg, pol, peak, log }) {
         const a = C.nowMs();
         fn();
         const est = C.nowMs() - a;
-        const t = await C.timeCalls(fn, est, pol);
+        const t = await C.timeCalls(fn, est, pol, sh.outputLength * 8);
         const gflops = sh.flop / (t.ms * 1e6);
         row[`T${threads}`] = { ms: t.ms, reps: t.reps, gflops, pctPeak: (100 * gflops) / peak.fp64[threads] };
       } catch (e) {
