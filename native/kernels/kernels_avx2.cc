@@ -55,7 +55,6 @@ inline void transpose8x8(__m256 r[8]) {
   }
 }
 
-// TransposeFn for float32 rows of 16 (4x4 and 1x16 kernels' taps, 16 images) or 4 (2x2 kernels' taps, 4 images), 8 rows at a time.
 // A transposed vector to its destination: streamed when asked and d is aligned (see TransposeFn).
 inline void put(float* d, __m256 v, bool stream) {
   if (stream && (reinterpret_cast<uintptr_t>(d) & 31) == 0)
@@ -64,6 +63,7 @@ inline void put(float* d, __m256 v, bool stream) {
     _mm256_storeu_ps(d, v);
 }
 
+// TransposeFn for float32 rows of 16 (4x4 and 1x16 kernels' taps, 16 images) or 4 (2x2 kernels' taps, 4 images), 8 rows at a time.
 int64_t transpose_f32(const float* src, int64_t ld, int64_t rpg, int64_t rows, int64_t cols, float* const* dst,
                       bool stream) {
   if (cols != 16 && cols != 4) return 0;

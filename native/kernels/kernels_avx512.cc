@@ -211,8 +211,6 @@ inline void transpose16x16(__m512 r[16]) {
   }
 }
 
-// TransposeFn for float32 rows of 16 (4x4 and 1x16 kernels' taps, 16 images) or 4 (2x2 kernels' taps, 4 images), 16 rows at a time.
-// (The scalar copy this replaces moved ~0.5 element per cycle; A2's 8 MiB of weights took ~0.65 ms at 2 threads.)
 // A transposed vector to its destination: streamed when asked and d is aligned (see TransposeFn).
 inline void put(float* d, __m512 v, bool stream) {
   if (stream && (reinterpret_cast<uintptr_t>(d) & 63) == 0)
@@ -227,6 +225,8 @@ inline void put(double* d, __m512d v, bool stream) {
     _mm512_storeu_pd(d, v);
 }
 
+// TransposeFn for float32 rows of 16 (4x4 and 1x16 kernels' taps, 16 images) or 4 (2x2 kernels' taps, 4 images), 16 rows at a time.
+// (The scalar copy this replaces moved ~0.5 element per cycle; A2's 8 MiB of weights took ~0.65 ms at 2 threads.)
 int64_t transpose_f32(const float* src, int64_t ld, int64_t rpg, int64_t rows, int64_t cols, float* const* dst,
                       bool stream) {
   if (cols != 16 && cols != 4) return 0;

@@ -746,6 +746,26 @@ double now_s() {
   return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
 }
 
+// A shape's problem and its operands, filled with uniform values in [-1, 1).
+template <class T>
+struct ShapeData {
+  Problem p;
+  std::vector<T> x, w, b, y;
+};
+template <class T>
+ShapeData<T> shape_data(const Shape& s, std::mt19937_64& rng) {
+  ShapeData<T> d;
+  d.p = make_problem(s.N, s.Cin, s.H, s.W, s.Cout, s.kH, s.kW, s.sH, s.sW, s.pH, s.pW, s.dH, s.dW, s.G, s.opH, s.opW);
+  std::uniform_real_distribution<T> u(-1, 1);
+  d.x.resize(static_cast<size_t>(convt::input_elements(d.p)));
+  d.w.resize(static_cast<size_t>(convt::weight_elements(d.p)));
+  d.b.resize(static_cast<size_t>(d.p.Cout));
+  d.y.resize(static_cast<size_t>(convt::output_elements(d.p)));
+  for (auto* v : {&d.x, &d.w, &d.b})
+    for (T& e : *v) e = u(rng);
+  return d;
+}
+
 template <class T>
 int bench(const char* only, int only_threads) {
   std::printf("isa=%s dtype=%s\n", convt::active_isa().c_str(), sizeof(T) == 4 ? "float32" : "float64");
@@ -754,17 +774,13 @@ int bench(const char* only, int only_threads) {
   std::mt19937_64 rng(1);
   for (const Shape& s : kShapes) {
     if (only && std::strcmp(only, s.id) != 0) continue;
-    const Problem p = make_problem(s.N, s.Cin, s.H, s.W, s.Cout, s.kH, s.kW, s.sH, s.sW, s.pH, s.pW, s.dH, s.dW, s.G, s.opH, s.opW);
+    ShapeData<T> d = shape_data<T>(s, rng);
+    const Problem& p = d.p;
     if (!convt::check(p).empty()) {
       std::printf("%s: bad shape %s\n", s.id, convt::check(p).c_str());
       return 1;
     }
-    std::uniform_real_distribution<T> u(-1, 1);
-    std::vector<T> x(static_cast<size_t>(convt::input_elements(p))), w(static_cast<size_t>(convt::weight_elements(p))),
-        b(static_cast<size_t>(p.Cout)), y(static_cast<size_t>(convt::output_elements(p)));
-    for (auto& v : x) v = u(rng);
-    for (auto& v : w) v = u(rng);
-    for (auto& v : b) v = u(rng);
+    std::vector<T>& x = d.x, &w = d.w, &b = d.b, &y = d.y;
     const double flops = 2.0 * s.N * s.Cin * s.H * s.W * (s.Cout / s.G) * s.kH * s.kW;
     double med[2], cpu_med = 0;
     med[0] = med[1] = 0;
@@ -923,14 +939,10 @@ template <class T>
 int ab(const char* id, int threads, double secs, int64_t va, int64_t vb) {
   for (const Shape& s : kShapes) {
     if (std::strcmp(id, s.id) != 0) continue;
-    const Problem p = make_problem(s.N, s.Cin, s.H, s.W, s.Cout, s.kH, s.kW, s.sH, s.sW, s.pH, s.pW, s.dH, s.dW, s.G, s.opH, s.opW);
     std::mt19937_64 rng(1);
-    std::uniform_real_distribution<T> u(-1, 1);
-    std::vector<T> x(static_cast<size_t>(convt::input_elements(p))), w(static_cast<size_t>(convt::weight_elements(p))),
-        b(static_cast<size_t>(p.Cout)), y(static_cast<size_t>(convt::output_elements(p)));
-    for (auto& v : x) v = u(rng);
-    for (auto& v : w) v = u(rng);
-    for (auto& v : b) v = u(rng);
+    ShapeData<T> d = shape_data<T>(s, rng);
+    const Problem& p = d.p;
+    std::vector<T>& x = d.x, &w = d.w, &b = d.b, &y = d.y;
     std::vector<double> t[2];
     const double t0 = now_s();
     for (int i = 0; now_s() - t0 < secs || i < 24; ++i) {
