@@ -1365,11 +1365,14 @@ void gemm_path(const Problem& p, const T* x, const T* w, const T* Bpre, int forc
               tasks.push_back({g, n, j0, std::min(pl.maxHj, j0 + rows_per), i0, std::min(pl.maxWj, i0 + pl.Cb), ct,
                                std::min(pl.ntile_c, ct + ct_per)});
   } else {
-    // Tiles that read xt need no pixel panel, so a task may take all the tiles of a phase; for balance, pixels are
-    // split before channel tiles. (Channel tiles first, so that each weight panel is read once per call, was 1.5-3.5 %
-    // slower for DCGAN 512->256 on 4x4 and 256->128 on 8x8, 16 images, 2 threads, calls alternating, once the weight
-    // sub-panels had grown to 64 KiB.) (The task's C tiles, kept between reduction blocks, stay within the same
-    // budget as a pixel panel.)
+    // Tiles that read xt need no pixel panel, so a task may take all the tiles of a phase, and the channel tiles
+    // are split first: each weight panel is then read once per call (with 2-tile tasks, DCGAN 512->256 on 4x4
+    // read its 8 MiB of packed weights 8 times, and slowed down whenever the shared L3 could not hold them).
+    // Unless the input is the larger of the two: then pixels are split first, so that each task's part of xt is
+    // read once per call (DCGAN 128->64 on 16x16, 16 images, 2 MiB input and 0.5 MiB of weights: 2-4 % faster).
+    // (The task's C tiles, kept between reduction blocks, stay within the same budget as a pixel panel.) Pixels
+    // first whatever the sizes looked 1.5-3.5 % faster for DCGAN 512->256 and 256->128 in calls alternating within
+    // one process, but in separate processes run alternately 512->256 was ~2 % slower, so this rule stays.
     const bool from_xt = tiles_read_xt(pl);
     int64_t max_mtiles = 1;
     for (const Phase& ph : geo.phases) max_mtiles = std::max(max_mtiles, ph.mtiles);
@@ -1382,6 +1385,8 @@ void gemm_path(const Problem& p, const T* x, const T* w, const T* Bpre, int forc
       for (const Phase& ph : geo.phases) k += ((ph.mtiles + mtp - 1) / mtp) * ((pl.ntile_c + ctp - 1) / ctp);
       return k * p.groups;
     };
+    if (from_xt && weight_elements(p) >= input_elements(p))
+      while (count_tasks(mt_per, ct_per) < balance && ct_per > 1) ct_per = (ct_per + 1) / 2;
     while (count_tasks(mt_per, ct_per) < balance && mt_per > 1) mt_per = (mt_per + 1) / 2;
     while (count_tasks(mt_per, ct_per) < want && ct_per > 1) ct_per = (ct_per + 1) / 2;
     tasks.reserve(static_cast<size_t>(count_tasks(mt_per, ct_per)));
