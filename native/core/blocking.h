@@ -14,11 +14,11 @@ constexpr int64_t kABlockBytes = 256 * 1024;
 
 // Weight sub-panel of one reduction block (kc steps x NR channels), which serves every pixel tile of a task: 64 KiB,
 // more than a 48 KiB L1d, so it is read from L2, but a reduction then has fewer blocks, and the tiles' pixel rows
-// (an input block or a batch-innermost input copy, often beyond L2) are streamed fewer times. Measured on Zen 5,
-// calls alternating 24 and 64 KiB in one process (convt_core_test --ab), medians: DCGAN 512->256 on 4x4, 16 images,
-// 2 threads 3.29 -> 3.13 ms, 1 thread 5.57 -> 5.31; 256->128 on 8x8 3.63 -> 3.54 and 5.92 -> 5.69; U-Net
-// 1024->512 2 threads 11.13 -> 10.87, 1 thread 21.1 -> 20.0; HiFi-GAN 512->256 14.7 -> 14.4; the other shapes level,
-// and 128 KiB level with 64.
+// (an input block or a batch-innermost input copy, often beyond L2) are streamed fewer times. Measured on Zen 5, 2
+// threads, separate processes run alternately, 3 rounds, 24 KiB -> 64 KiB: DCGAN 512->256 on 4x4, 16 images,
+// 3.11-3.72 -> 2.90-3.16 ms; 256->128 on 8x8 3.75-4.19 -> 3.24-3.55; HiFi-GAN 512->256 13.4-14.1 -> 12.5-13.8; U-Net
+// 1024->512 10.9-11.4 -> 10.1-11.1. Calls alternating in one process (convt_core_test --ab) agreed (1 thread too:
+// U-Net 21.1 -> 20.0 ms) and found the other shapes level, and 128 KiB level with 64.
 constexpr int64_t kBPanelBytes = 64 * 1024;
 
 // Tasks per thread the scheduler aims for: tasks are claimed dynamically, so 4 per thread keeps the

@@ -1238,11 +1238,12 @@ void pack_b(const Plan<T>& pl, const kernels::TypedSet<T>& ks, const T* w, T* B,
   const int64_t units = p.groups * pl.ntile_c;
   const std::vector<TapSlot<T>> slots = tap_slots(pl);
   const int pack_threads = weight_elements(p) >= blocking::kParallelPackMinElements ? threads : 1;
-  // Packed in parallel, the panels are written with streaming stores (where the ISA's transposes write them), which
-  // leave the caches to the inputs; the threads then read the panels from memory, also those the other core wrote.
-  // Measured on Zen 5, 2 threads, calls alternating with plain stores: DCGAN 512->256 on 4x4 (8 MiB of weights)
-  // -7.5 %, HiFi-GAN 512->256 and DCGAN 256->128 -1.7 %, DCGAN 128->64 level, U-Net 1024->512 +0.6-0.9 %, float64
-  // level. At 1 thread streaming gave nothing (DCGAN 512->256 +0.8 %), so one thread keeps plain stores.
+  // Packed in parallel, the panels are written with streaming stores (where the ISA's transposes write them). Measured
+  // on Zen 5, 2 threads, separate processes run alternately, 4 rounds, plain -> streaming: DCGAN 512->256 on 4x4
+  // (8 MiB of weights) 3.63-3.72 -> 3.30-3.44 ms, HiFi-GAN 512->256 13.2-13.4 -> 12.9-13.2, U-Net 1024->512 level;
+  // calls alternating in one process: DCGAN 256->128 -1.7 %, float64 level. (Why is not established: the panels then
+  // bypass the caches, and each thread reads from memory also those the other core wrote.) At 1 thread streaming
+  // gave nothing (DCGAN 512->256 +0.8 %), so one thread keeps plain stores.
   const bool stream = pack_threads > 1;
   auto pack_unit = [&](int64_t u) {
     const int64_t ct = u % pl.ntile_c, g = u / pl.ntile_c;
@@ -1339,8 +1340,9 @@ void gemm_path(const Problem& p, const T* x, const T* w, const T* Bpre, int forc
     };
     // For parallelism (want), blocks are split into fewer rows first, while that adds at most 5 % of lanes: the
     // tasks then share the copy and the tile setup instead of each repeating them for its channel tiles (2 threads,
-    // calls alternating: 16->16 on 32x32 27.6 -> 26.1 us, dilated 64->64 on 56x56 -4 %; U-Net 1024->512, whose
-    // 8-row blocks tile exactly, would waste 14 % of its lanes with 4-row blocks and keeps them).
+    // calls alternating: 16->16 on 32x32 27.6 -> 26.1 us, dilated 64->64 on 56x56 -4 %; separate processes, reused
+    // output: 16->16 30 -> 22 us in 2 rounds of 3, dilated -2 %. U-Net 1024->512, whose 8-row blocks tile exactly,
+    // would waste 14 % of its lanes with 4-row blocks, and keeps them).
     int64_t rows_per = pl.R;
     while (count_blocks(rows_per) < want && rows_per > 1 + pl.ymax - pl.ymin &&
            lanes_for((rows_per + 1) / 2) * 20 <= lanes_for(rows_per) * 21)
