@@ -1341,8 +1341,8 @@ void gemm_path(const Problem& p, const T* x, const T* w, const T* Bpre, int forc
     // For parallelism (want), blocks are split into fewer rows first, while that adds at most 5 % of lanes: the
     // tasks then share the copy and the tile setup instead of each repeating them for its channel tiles (2 threads,
     // calls alternating: 16->16 on 32x32 27.6 -> 26.1 us, dilated 64->64 on 56x56 -4 %; separate processes, reused
-    // output: 16->16 30 -> 22 us in 2 rounds of 3, dilated -2 %. U-Net 1024->512, whose 8-row blocks tile exactly,
-    // would waste 14 % of its lanes with 4-row blocks, and keeps them).
+    // output: 16->16 30 -> 22 us in 2 rounds of 3 (28 -> 38 in the third), dilated -2 %. U-Net 1024->512, whose
+    // 8-row blocks tile exactly, would waste 14 % of its lanes with 4-row blocks, and keeps them).
     int64_t rows_per = pl.R;
     while (count_blocks(rows_per) < want && rows_per > 1 + pl.ymax - pl.ymin &&
            lanes_for((rows_per + 1) / 2) * 20 <= lanes_for(rows_per) * 21)
