@@ -98,8 +98,10 @@ const nowMs = () => Number(process.hrtime.bigint()) / 1e6;
 // 1 thread: the first ~7 calls 36-37 ms, on this VM's never-used memory, then 23 ms).
 function policy(quick) {
   return quick
-    ? { slowMs: 150, slowReps: 0, warmMs: 100, warmBytes: 32 << 20, warmMaxMs: 1000, minReps: 3, minTimeMs: 60, maxTimeMs: 250 }
-    : { slowMs: 250, slowReps: 3, warmMs: 300, warmBytes: 128 << 20, warmMaxMs: 3000, minReps: 5, minTimeMs: 300, maxTimeMs: 1500 };
+    ? { slowMs: 150, slowReps: 0, warmMs: 100, warmBytes: 32 << 20, warmMaxMs: 1000,
+      minReps: 3, minTimeMs: 60, maxTimeMs: 250 }
+    : { slowMs: 250, slowReps: 3, warmMs: 300, warmBytes: 128 << 20, warmMaxMs: 3000,
+      minReps: 5, minTimeMs: 300, maxTimeMs: 1500 };
 }
 
 // Results from this size up come from the addon's pool of recycled buffers (kMinPooledBytes in the binding).
@@ -112,8 +114,8 @@ const turn = () => new Promise((resolve) => setImmediate(resolve));
 /**
  * Times fn (sync, or returning a promise: onnxruntime-node's session.run) with an event-loop turn before each
  * call; returns { ms (median), reps, samples summary }. outBytes: the size of the result each call returns; the
- * warm-up lasts until pol.warmBytes of them have been returned too (at most pol.warmMaxMs), so that results are recycled
- * (V8 collects them, and finalizers return the addon's buffers to its pool) before timing starts.
+ * warm-up lasts until pol.warmBytes of them have been returned too (at most pol.warmMaxMs), so that results are
+ * recycled (V8 collects them, and finalizers return the addon's buffers to its pool) before timing starts.
  */
 async function timeCalls(fn, estMs, pol, outBytes = 0) {
   // A sync fn is timed as called; only a promise is awaited (an `await` of a plain value would add a microtask
