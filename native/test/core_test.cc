@@ -264,6 +264,10 @@ std::vector<Problem> larger_problems() {
       make_problem(1, 32, 1, 256, 16, 1, 16, 1, 8, 0, 4, 1, 1, 1, 0, 0),
       make_problem(16, 100, 1, 1, 64, 4, 4, 1, 1, 0, 0, 1, 1, 1, 0, 0),   // single pixel (DCGAN L1)
       make_problem(2, 56, 24, 20, 1, 9, 9, 2, 2, 4, 4, 1, 1, 1, 1, 1),    // scatter (FSRCNN-like)
+      // weights above blocking::kParallelPackMinElements, 16 and 4 taps: packed in parallel from 2 threads on, with
+      // the transposes' streaming stores
+      make_problem(1, 256, 6, 6, 64, 4, 4, 2, 2, 1, 1, 1, 1, 1, 0, 0),
+      make_problem(1, 512, 5, 5, 160, 2, 2, 2, 2, 0, 0, 1, 1, 1, 0, 0),
   };
 }
 
