@@ -1256,7 +1256,7 @@ void pack_b(const Plan<T>& pl, const kernels::TypedSet<T>& ks, const T* w, T* B,
 // Packed weights of small layers, kept per thread between calls: a call with the same problem, kernels and weight
 // bits (compared in full, so weights changed in place are packed again) reuses them. Besides the packing itself, a
 // 2-thread call then no longer rewrites memory the other core read in the previous call (measured, 16->16 on 32x32,
-// 2 threads: the packing took ~3.4 us of a 32 us call). Only for small weights (blocking::kPackCacheMaxBytes).
+// 2 threads: the packing took ~3.4 us of a 32 us call). Only for small weights (blocking::kPackCacheMaxElements).
 template <class T>
 const T* small_packed_weights(const Plan<T>& pl, const kernels::TypedSet<T>& ks, const T* w,
                               const std::atomic<bool>* cancel) {
@@ -1291,7 +1291,7 @@ void gemm_path(const Problem& p, const T* x, const T* w, const T* Bpre, int forc
   const int64_t mr = pl.var.mr, nr = pl.var.nr;
 
   // Packed weights + padded bias in the caller's scratch (reused across calls).
-  const bool small_weights = !Bpre && weight_elements(p) * int64_t(sizeof(T)) <= blocking::kPackCacheMaxBytes;
+  const bool small_weights = !Bpre && weight_elements(p) <= blocking::kPackCacheMaxElements;
   const int64_t belems = Bpre || small_weights ? 0 : p.groups * pl.bgroup;
   const int64_t bias_elems = p.groups * pl.ntile_c * nr;
   T* mem = static_cast<T*>(scratch(kSlotWeights, static_cast<size_t>(belems + bias_elems + 16) * sizeof(T)));

@@ -408,8 +408,8 @@ void test_packed() {
   std::printf("packed: %zu problems, %d with other sizes\n", problems.size(), checked);
 }
 
-// Small weights are packed once per thread and kept (blocking::kPackCacheMaxBytes): weights changed in place between
-// calls, in the same buffer, must be packed again; both dtypes, 1 and 2 threads.
+// Small weights are packed once per thread and kept (blocking::kPackCacheMaxElements): weights changed in place
+// between calls, in the same buffer, must be packed again; both dtypes, 1 and 2 threads.
 template <class T>
 void small_weight_cache_case(const Problem& p, Data d, int threads) {
   std::vector<T> x(d.x.begin(), d.x.end()), w(d.w.begin(), d.w.end()), b(d.b.begin(), d.b.end());
