@@ -23,6 +23,15 @@ template <class T>
 using GemmFn = void (*)(int64_t kseg, int nseg, const T* const* a, int64_t lda, const T* B, const int64_t* boff,
                         const T* bias, T* C, int64_t ldc);
 
+// The same with lane masks, for tiles over an input block without padding columns, whose lanes may read across a row
+// edge: segment s takes a[s][k*lda + l] as 0 (as a padding zero would be) where bit l % 64 of
+// amask[s * mask_words(MR) + l / 64] is clear. Every lane's element is still read, so it must be readable memory.
+template <class T>
+using GemmMaskedFn = void (*)(int64_t kseg, int nseg, const T* const* a, int64_t lda, const T* B, const int64_t* boff,
+                              const T* bias, T* C, int64_t ldc, const uint64_t* amask);
+
+constexpr int64_t mask_words(int64_t mr) { return (mr + 63) / 64; }
+
 template <class T>
 using DwPlaneFn = void (*)(T* acc, int64_t ldacc, const T* in, int64_t ldin, const int64_t* toff, const T* w, int ntaps,
                            int64_t nrows, int64_t len, T init);
@@ -62,6 +71,7 @@ template <class T>
 struct GemmVariant {
   int mr = 0, nr = 0;  // tile: mr pixels (a multiple of the vector width) x nr output channels
   GemmFn<T> fn = nullptr;
+  GemmMaskedFn<T> fn_masked = nullptr;  // optional (AVX-512)
 };
 
 constexpr int kMaxVariants = 8;

@@ -31,6 +31,9 @@ struct VF {
   static reg load(const float* p) { return _mm512_loadu_ps(p); }
   static void store(float* p, reg r) { _mm512_storeu_ps(p, r); }
   static reg fma(reg a, reg b, reg c) { return _mm512_fmadd_ps(a, b, c); }
+  using lane_mask = __m512i;  // all-ones or zero lanes
+  static lane_mask make_lane_mask(uint32_t m) { return _mm512_maskz_set1_epi32(static_cast<__mmask16>(m), -1); }
+  static reg apply(reg a, lane_mask m) { return _mm512_castsi512_ps(_mm512_and_si512(_mm512_castps_si512(a), m)); }
 };
 struct VD {
   using T = double;
@@ -40,6 +43,9 @@ struct VD {
   static reg load(const double* p) { return _mm512_loadu_pd(p); }
   static void store(double* p, reg r) { _mm512_storeu_pd(p, r); }
   static reg fma(reg a, reg b, reg c) { return _mm512_fmadd_pd(a, b, c); }
+  using lane_mask = __m512i;
+  static lane_mask make_lane_mask(uint32_t m) { return _mm512_maskz_set1_epi64(static_cast<__mmask8>(m), -1); }
+  static reg apply(reg a, lane_mask m) { return _mm512_castsi512_pd(_mm512_and_si512(_mm512_castpd_si512(a), m)); }
 };
 
 // d[2l] = a[l]: each vector of a is spread over the even lanes of two vectors (vpermps) and stored
@@ -310,6 +316,7 @@ GemmVariant<typename V::T> variant() {
   g.mr = MRV * V::kLanes;
   g.nr = NR;
   g.fn = &isa_avx512::simd::gemm_tile<V, MRV, NR>;
+  g.fn_masked = &isa_avx512::simd::gemm_tile_masked<V, MRV, NR>;
   return g;
 }
 
