@@ -253,23 +253,24 @@ bool ParseConvArgs(napi_env env, napi_callback_info info, ConvArgs* args, ErrorI
 }
 
 void RunConv(const convt::Problem& p, DType t, const void* x, const void* w, const convt::PackedWeights* packed,
-             const void* bias, void* y, int threads, const std::atomic<bool>* cancel) {
+             const void* bias, void* y, int threads, const std::atomic<bool>* cancel, bool cold_output) {
   if (packed != nullptr) {
     const std::string why =
         t == DType::kFloat32
             ? convt::conv_transpose2d_packed(p, static_cast<const float*>(x), *packed, static_cast<const float*>(bias),
-                                             static_cast<float*>(y), threads, cancel)
+                                             static_cast<float*>(y), threads, cancel, cold_output)
             : convt::conv_transpose2d_packed(p, static_cast<const double*>(x), *packed,
-                                             static_cast<const double*>(bias), static_cast<double*>(y), threads, cancel);
+                                             static_cast<const double*>(bias), static_cast<double*>(y), threads, cancel,
+                                             cold_output);
     if (!why.empty()) throw std::logic_error("packed weights: " + why);  // ParseConvArgs checked this already
     return;
   }
   if (t == DType::kFloat32)
     convt::conv_transpose2d(p, static_cast<const float*>(x), static_cast<const float*>(w),
-                            static_cast<const float*>(bias), static_cast<float*>(y), threads, cancel);
+                            static_cast<const float*>(bias), static_cast<float*>(y), threads, cancel, cold_output);
   else
     convt::conv_transpose2d(p, static_cast<const double*>(x), static_cast<const double*>(w),
-                            static_cast<const double*>(bias), static_cast<double*>(y), threads, cancel);
+                            static_cast<const double*>(bias), static_cast<double*>(y), threads, cancel, cold_output);
 }
 
 }  // namespace convt_binding

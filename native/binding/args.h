@@ -43,7 +43,8 @@ bool ParseConvArgs(napi_env env, napi_callback_info info, ConvArgs* args, ErrorI
 
 // Runs the core on plain pointers of the given element type, with `w` or, when given, the packed weights
 // (already checked to fit). May throw std::bad_alloc, and convt::Cancelled once *cancel (optional) reads true.
+// cold_output: y is a recycled pool block (see convt::conv_transpose2d).
 void RunConv(const convt::Problem& p, DType t, const void* x, const void* w, const convt::PackedWeights* packed,
-             const void* bias, void* y, int threads, const std::atomic<bool>* cancel = nullptr);
+             const void* bias, void* y, int threads, const std::atomic<bool>* cancel, bool cold_output);
 
 }  // namespace convt_binding

@@ -103,7 +103,10 @@ class ConvJob {
   void Compute() {
     if (out_len_ == 0) return;
     y_ = Block(out_len_ * ElementSize(dtype_));
-    RunConv(problem_, dtype_, x_.data(), w_.data(), packed_.get(), bias_.data(), y_.data(), threads_, exiting_.get());
+    // A pooled block that becomes the result is written cold (see RunConv); one copied into `out` next is not.
+    const bool cold = out_ref_ == nullptr && y_.bytes() >= kMinPooledBytes;
+    RunConv(problem_, dtype_, x_.data(), w_.data(), packed_.get(), bias_.data(), y_.data(), threads_, exiting_.get(),
+            cold);
   }
 
   void Fail(const char* message, const char* detail = "") noexcept {

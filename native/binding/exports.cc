@@ -28,10 +28,12 @@ napi_value ConvTranspose2dSync(napi_env env, napi_callback_info info) {
     if (!ParseConvArgs(env, info, &a, &err)) return Throw(env, err);
     napi_value result = a.out_value;
     void* y = a.out;
-    if (result == nullptr && NewResultArray(env, a.dtype, a.out_len, &result, &y) != napi_ok)
+    bool cold = false;  // a recycled pool block (a reused `out` is likely in cache)
+    if (result == nullptr && NewResultArray(env, a.dtype, a.out_len, &result, &y, &cold) != napi_ok)
       return Throw(env, Internal("cannot allocate the result (" + std::to_string(a.out_len * ElementSize(a.dtype)) +
                                  " bytes): out of memory"));
-    if (a.out_len > 0) RunConv(a.problem, a.dtype, a.x, a.w, a.packed.get(), a.bias, y, a.threads);  // N == 0: nothing to do
+    if (a.out_len > 0)  // N == 0: nothing to do
+      RunConv(a.problem, a.dtype, a.x, a.w, a.packed.get(), a.bias, y, a.threads, nullptr, cold);
     return result;
   } catch (const std::bad_alloc&) {
     return Throw(env, Internal("out of memory in convTranspose2d"));

@@ -248,12 +248,14 @@ napi_status AdoptAsTypedArray(napi_env env, DType t, size_t n, Block* block, nap
   return napi_create_typedarray(env, ArrayType(t), n, ab, 0, result);
 }
 
-napi_status NewResultArray(napi_env env, DType t, size_t n, napi_value* result, void** data) {
+napi_status NewResultArray(napi_env env, DType t, size_t n, napi_value* result, void** data, bool* pooled) {
   const size_t bytes = n * ElementSize(t);
   Pool& pool = GetPool();
   const int cls = bytes >= kMinPooledBytes ? ClassOf(bytes) : -1;
+  void* block = nullptr;
   if (cls >= 0 && pool.in_js.load(std::memory_order_relaxed) + ClassBytes(cls) <= pool.cap()) {
     Block b(bytes);  // recycled when possible
+    block = b.data();
     napi_status s = AdoptAsTypedArray(env, t, n, &b, result);
     if (s != napi_ok) return s;
   } else {
@@ -263,7 +265,9 @@ napi_status NewResultArray(napi_env env, DType t, size_t n, napi_value* result, 
     if (s == napi_ok) s = napi_create_typedarray(env, ArrayType(t), n, ab, 0, result);
     if (s != napi_ok) return s;
   }
-  return napi_get_typedarray_info(env, *result, nullptr, nullptr, data, nullptr, nullptr);
+  const napi_status s = napi_get_typedarray_info(env, *result, nullptr, nullptr, data, nullptr, nullptr);
+  *pooled = s == napi_ok && block != nullptr && *data == block;  // adopted, not copied into a V8 buffer
+  return s;
 }
 
 }  // namespace convt_binding

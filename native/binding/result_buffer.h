@@ -49,9 +49,10 @@ class Block {
 };
 
 // The one place sync results are allocated: a new Float32Array/Float64Array of n elements. *data receives
-// its memory (nullptr when n == 0). Returns napi_ok, or a failure with no JS exception pending when memory
-// is exhausted (napi_generic_failure) or the env is unusable. Throws std::bad_alloc.
-napi_status NewResultArray(napi_env env, DType t, size_t n, napi_value* result, void** data);
+// its memory (nullptr when n == 0), *pooled whether it is a pool block (recycled memory, likely not in cache).
+// Returns napi_ok, or a failure with no JS exception pending when memory is exhausted (napi_generic_failure) or
+// the env is unusable. Throws std::bad_alloc.
+napi_status NewResultArray(napi_env env, DType t, size_t n, napi_value* result, void** data, bool* pooled);
 
 // Hands a block holding n elements to JS as a typed array: zero copy through an external ArrayBuffer when
 // the block is pooled and Node allows it, else copied into a V8 buffer. On success *block is empty; on

@@ -898,12 +898,13 @@ struct GemmCtx {
   void (*fence)();  // non-null when interleave2 streams: each task calls it when done
 };
 
-// The row interleave that writes an output like p's: streaming stores for large outputs (see
-// blocking::kStreamOutputMinBytes) where the ISA has them; its caller then fences (TypedSet::stream_fence).
+// The row interleave that writes an output like p's: streaming stores where the ISA has them for large outputs (see
+// blocking::kStreamOutputMinBytes) and for cold ones (see conv_transpose2d); its caller then fences
+// (TypedSet::stream_fence).
 template <class T>
-kernels::Interleave2Fn<T> output_interleave2(const kernels::TypedSet<T>& ks, const Problem& p) {
+kernels::Interleave2Fn<T> output_interleave2(const kernels::TypedSet<T>& ks, const Problem& p, bool cold_output) {
   const bool large = output_elements(p) * int64_t(sizeof(T)) >= blocking::kStreamOutputMinBytes;
-  return large && ks.interleave2_stream && ks.stream_fence ? ks.interleave2_stream : ks.interleave2;
+  return (large || cold_output) && ks.interleave2_stream && ks.stream_fence ? ks.interleave2_stream : ks.interleave2;
 }
 
 // Per-task scratch: tile infos, runs, segment A pointers, B offsets and lane masks (masked direct mode).
@@ -1360,7 +1361,7 @@ const T* small_packed_weights(const Plan<T>& pl, const kernels::TypedSet<T>& ks,
 // a plan with the same tile shape.
 template <class T>
 void gemm_path(const Problem& p, const T* x, const T* w, const T* Bpre, int forced_nr, const T* bias, T* y,
-               int threads, const kernels::TypedSet<T>& ks, const std::atomic<bool>* cancel) {
+               int threads, const kernels::TypedSet<T>& ks, const std::atomic<bool>* cancel, bool cold_output) {
   const Plan<T>& pl = cached_plan(p, ks, forced_nr);
   const Geometry& geo = pl.geo;
   const int64_t mr = pl.var.mr, nr = pl.var.nr;
@@ -1511,7 +1512,7 @@ void gemm_path(const Problem& p, const T* x, const T* w, const T* Bpre, int forc
                                  cancel))
       throw Cancelled();
   }
-  const kernels::Interleave2Fn<T> interleave = output_interleave2(ks, p);
+  const kernels::Interleave2Fn<T> interleave = output_interleave2(ks, p, cold_output);
   GemmCtx<T> ctx{&pl, x, B, biasp, y, ks.store_stride2, xt, interleave, yt,
                  interleave != ks.interleave2 ? ks.stream_fence : nullptr};
   bool done;
@@ -1839,7 +1840,7 @@ namespace {
 // ------------------------------------------------------------------------------------------------
 template <class T>
 void depthwise_path(const Problem& p, const T* x, const T* w, const T* bias, T* y, int threads,
-                    const kernels::TypedSet<T>& ks, const std::atomic<bool>* cancel) {
+                    const kernels::TypedSet<T>& ks, const std::atomic<bool>* cancel, bool cold_output) {
   const Geometry geo = make_geometry(p);
   const int64_t Cout_g = geo.Cout_g, kHW = p.kH * p.kW;
   constexpr int64_t kLanes = blocking::kDwLanes;
@@ -1870,7 +1871,7 @@ void depthwise_path(const Problem& p, const T* x, const T* w, const T* bias, T* 
     for (const Tap& t : ph.ty)
       if (tap_hits(t, 0, ph.Hj - 1, p.H)) yoffmin = std::min(yoffmin, t.off), yoffmax = std::max(yoffmax, t.off);
   }
-  const kernels::Interleave2Fn<T> interleave = output_interleave2(ks, p);
+  const kernels::Interleave2Fn<T> interleave = output_interleave2(ks, p, cold_output);
   const bool stream = interleave != ks.interleave2;
   // Stride 2 in width: both column phases of an output row in one pass, interleaved in registers, where the ISA has
   // it (AVX-512 float32; measured, depthwise 256 channels 64x64 -> 128x128, min of 5: 1 thread 1.92 -> 1.18 ms,
@@ -2008,7 +2009,8 @@ Layout choose_layout(const Problem& p, const kernels::TypedSet<T>& ts) {
 // width forced_nr.
 template <class T>
 void run(const Problem& p, const T* x, const T* w, const T* Bpre, Layout layout, int forced_nr,
-         const kernels::KernelSet* ks, const T* bias, T* y, int threads, const std::atomic<bool>* cancel) {
+         const kernels::KernelSet* ks, const T* bias, T* y, int threads, const std::atomic<bool>* cancel,
+         bool cold_output) {
   if (cancel && cancel->load(std::memory_order_relaxed)) throw Cancelled();
   if (output_elements(p) == 0) return;
   if (threads < 1) threads = 1;
@@ -2019,13 +2021,13 @@ void run(const Problem& p, const T* x, const T* w, const T* Bpre, Layout layout,
   }
   if (!Bpre) layout = choose_layout(p, ts);
   if (layout == Layout::kRaw && p.Cin / p.groups == 1)
-    depthwise_path(p, x, w, bias, y, threads, ts, cancel);
+    depthwise_path(p, x, w, bias, y, threads, ts, cancel, cold_output);
   else if (layout == Layout::kRaw)
     single_pixel_path(p, x, w, bias, y, threads, ts, cancel);
   else if (layout == Layout::kScatter)
     scatter_path(p, x, w, Bpre, forced_nr, bias, y, threads, ts, cancel);
   else
-    gemm_path(p, x, w, Bpre, forced_nr, bias, y, threads, ts, cancel);
+    gemm_path(p, x, w, Bpre, forced_nr, bias, y, threads, ts, cancel, cold_output);
 }
 
 bool same_weight_geometry(const Problem& a, const Problem& b) {
@@ -2094,12 +2096,12 @@ std::shared_ptr<const PackedWeights> pack_impl(const Problem& p, const T* w, int
 
 template <class T>
 std::string run_packed(const Problem& p, const T* x, const PackedWeights& pw, const T* bias, T* y, int threads,
-                       const std::atomic<bool>* cancel) {
+                       const std::atomic<bool>* cancel, bool cold_output) {
   std::string why = check_packed(p, pw, sizeof(T) == 8);
   if (!why.empty()) return why;
   const PackedWeights::Impl& im = PackedWeightsAccess::impl(pw);
   const T* wp = reinterpret_cast<const T*>(im.data());
-  run(p, x, static_cast<const T*>(nullptr), wp, im.layout, im.nr, im.ks, bias, y, threads, cancel);
+  run(p, x, static_cast<const T*>(nullptr), wp, im.layout, im.nr, im.ks, bias, y, threads, cancel, cold_output);
   return std::string();
 }
 
@@ -2123,35 +2125,37 @@ std::shared_ptr<const PackedWeights> pack_weights(const Problem& p, const double
 }
 std::string conv_transpose2d_packed(const Problem& p, const float* x, const PackedWeights& w, const float* bias,
                                     float* y, int threads) {
-  return run_packed(p, x, w, bias, y, threads, nullptr);
+  return run_packed(p, x, w, bias, y, threads, nullptr, false);
 }
 std::string conv_transpose2d_packed(const Problem& p, const double* x, const PackedWeights& w, const double* bias,
                                     double* y, int threads) {
-  return run_packed(p, x, w, bias, y, threads, nullptr);
+  return run_packed(p, x, w, bias, y, threads, nullptr, false);
 }
 std::string conv_transpose2d_packed(const Problem& p, const float* x, const PackedWeights& w, const float* bias,
-                                    float* y, int threads, const std::atomic<bool>* cancel) {
-  return run_packed(p, x, w, bias, y, threads, cancel);
+                                    float* y, int threads, const std::atomic<bool>* cancel, bool cold_output) {
+  return run_packed(p, x, w, bias, y, threads, cancel, cold_output);
 }
 std::string conv_transpose2d_packed(const Problem& p, const double* x, const PackedWeights& w, const double* bias,
-                                    double* y, int threads, const std::atomic<bool>* cancel) {
-  return run_packed(p, x, w, bias, y, threads, cancel);
+                                    double* y, int threads, const std::atomic<bool>* cancel, bool cold_output) {
+  return run_packed(p, x, w, bias, y, threads, cancel, cold_output);
 }
 
 void conv_transpose2d(const Problem& p, const float* x, const float* w, const float* bias, float* y, int threads) {
-  run(p, x, w, static_cast<const float*>(nullptr), Layout::kRaw, 0, active_set(), bias, y, threads, nullptr);
+  run(p, x, w, static_cast<const float*>(nullptr), Layout::kRaw, 0, active_set(), bias, y, threads, nullptr, false);
 }
 void conv_transpose2d(const Problem& p, const double* x, const double* w, const double* bias, double* y,
                       int threads) {
-  run(p, x, w, static_cast<const double*>(nullptr), Layout::kRaw, 0, active_set(), bias, y, threads, nullptr);
+  run(p, x, w, static_cast<const double*>(nullptr), Layout::kRaw, 0, active_set(), bias, y, threads, nullptr, false);
 }
 void conv_transpose2d(const Problem& p, const float* x, const float* w, const float* bias, float* y, int threads,
-                      const std::atomic<bool>* cancel) {
-  run(p, x, w, static_cast<const float*>(nullptr), Layout::kRaw, 0, active_set(), bias, y, threads, cancel);
+                      const std::atomic<bool>* cancel, bool cold_output) {
+  run(p, x, w, static_cast<const float*>(nullptr), Layout::kRaw, 0, active_set(), bias, y, threads, cancel,
+      cold_output);
 }
 void conv_transpose2d(const Problem& p, const double* x, const double* w, const double* bias, double* y,
-                      int threads, const std::atomic<bool>* cancel) {
-  run(p, x, w, static_cast<const double*>(nullptr), Layout::kRaw, 0, active_set(), bias, y, threads, cancel);
+                      int threads, const std::atomic<bool>* cancel, bool cold_output) {
+  run(p, x, w, static_cast<const double*>(nullptr), Layout::kRaw, 0, active_set(), bias, y, threads, cancel,
+      cold_output);
 }
 
 }  // namespace convt

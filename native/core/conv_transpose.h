@@ -40,12 +40,15 @@ struct Cancelled : std::exception {
 // cancel (optional, may be nullptr) is polled between tasks (each a small fraction of the call, at most
 // a few milliseconds): once it reads true the call stops early and throws Cancelled. Meant for process or
 // worker shutdown (e.g. set from a napi env cleanup hook).
+// cold_output: y's memory has not been touched for a while (e.g. recycled from a pool after a garbage collection),
+// so its lines are not in cache: paths that can then write it with streaming stores (skipping the read of each line
+// before its write). Only speed depends on it. For a buffer reused call after call, leave it false.
 void conv_transpose2d(const Problem& p, const float* x, const float* w, const float* bias, float* y, int threads);
 void conv_transpose2d(const Problem& p, const double* x, const double* w, const double* bias, double* y, int threads);
 void conv_transpose2d(const Problem& p, const float* x, const float* w, const float* bias, float* y, int threads,
-                      const std::atomic<bool>* cancel);
+                      const std::atomic<bool>* cancel, bool cold_output = false);
 void conv_transpose2d(const Problem& p, const double* x, const double* w, const double* bias, double* y, int threads,
-                      const std::atomic<bool>* cancel);
+                      const std::atomic<bool>* cancel, bool cold_output = false);
 
 // Weights packed once for the micro-kernels, for repeated calls (e.g. a module's forward). Valid for
 // every problem with the same Cin, Cout, groups, kernel, stride, padding and dilation as the one it
@@ -82,11 +85,12 @@ std::string conv_transpose2d_packed(const Problem& p, const float* x, const Pack
                                     float* y, int threads);
 std::string conv_transpose2d_packed(const Problem& p, const double* x, const PackedWeights& w, const double* bias,
                                     double* y, int threads);
-// The same with a cancel flag (see conv_transpose2d: throws Cancelled).
+// The same with a cancel flag and the output hint (see conv_transpose2d: throws Cancelled).
 std::string conv_transpose2d_packed(const Problem& p, const float* x, const PackedWeights& w, const float* bias,
-                                    float* y, int threads, const std::atomic<bool>* cancel);
+                                    float* y, int threads, const std::atomic<bool>* cancel, bool cold_output = false);
 std::string conv_transpose2d_packed(const Problem& p, const double* x, const PackedWeights& w, const double* bias,
-                                    double* y, int threads, const std::atomic<bool>* cancel);
+                                    double* y, int threads, const std::atomic<bool>* cancel,
+                                    bool cold_output = false);
 
 // Instruction sets the kernels can use on this CPU and build, best first (e.g. {"avx512","avx2","sse2"}).
 std::vector<std::string> available_isas();
