@@ -648,8 +648,7 @@ double cost_direct(Plan<T>& pl, double* padded_cost) {
   // rows x wblk positions is cut into MR-lane tiles: e.g. 2 x 56 = 112 positions take 128 lanes, 4 x 56
   // take exactly 7 x 32). Blocks of whole rows can also go without padding columns (masked), where the kernels
   // can mask lanes: no lanes on padding columns, and one copy per channel when the block rows are the input's. A
-  // masked lane measured as cheap as another (dilated 64->64 on 56x56, 1 thread: 4 % fewer lanes, -5.9 %), and
-  // shorter copies were worth more than the model says (DCGAN 128->64 on 16x16, 18 -> 16 lanes per row: -9 %).
+  // masked lane measured as cheap as another (dilated 64->64 on 56x56, 1 thread: 4 % fewer lanes, -5.9 %).
   double best = -1;
   bool best_masked = false;
   const bool can_mask = Cb == pl.maxWj && pl.var.fn_masked;
@@ -658,11 +657,16 @@ double cost_direct(Plan<T>& pl, double* padded_cost) {
     pl.masked = masked;
     const int64_t wblk = block_width(pl, Cb);
     const double lane_cost = static_cast<double>(ntile_c * nr) / tile_eff(nr, true);
+    // A block whose rows are the input's (no column padding, as wide as the input) is copied in one call per channel,
+    // else each row takes a copy and up to two fills (see run_task_direct).
+    const bool whole_rows = (masked || pl.xmin >= 0) && wblk == p.W;
     auto cost_for = [&](int64_t R) {
-      double lanes = 0, copied = 0;
+      double lanes = 0, copied = 0, calls = 0;
       for (int64_t j0 = 0; j0 < pl.maxHj; j0 += R)
         for (int64_t i0 = 0; i0 < pl.maxWj; i0 += Cb) {
-          copied += static_cast<double>((std::min(R, pl.maxHj - j0) + yspan) * wblk * geo.Cin_g);
+          const int64_t brows = std::min(R, pl.maxHj - j0) + yspan;
+          copied += static_cast<double>(brows * wblk * geo.Cin_g);
+          calls += static_cast<double>(geo.Cin_g * (whole_rows ? 1 : brows * (masked ? 2 : 3)));
           for (const Phase& ph : geo.phases) {
             const int64_t rows = std::min(ph.Hj, j0 + R) - j0, cols = std::min(ph.Wj, i0 + Cb) - i0;
             if (rows <= 0 || cols <= 0) continue;
@@ -671,7 +675,8 @@ double cost_direct(Plan<T>& pl, double* padded_cost) {
             lanes += static_cast<double>((q + mr - 1) / mr * mr) * static_cast<double>(K + 4);
           }
         }
-      return static_cast<double>(p.N) * (lanes * lane_cost + blocking::kCopyCost * copied);
+      return static_cast<double>(p.N) *
+             (lanes * lane_cost + blocking::kCopyCost * copied + blocking::kCopyCallCost * calls);
     };
     const int64_t R_budget = std::min(pl.maxHj, std::max<int64_t>(1, budget / (row_bytes * wblk) - yspan));
     for (int64_t R = R_budget; R <= std::min(pl.maxHj, 2 * R_budget); ++R) {
