@@ -109,8 +109,8 @@ void force_plan_mode_for_testing(int mode);
 void set_scratch_limit_for_testing(int64_t bytes);
 // Development aid for A/B measurements on a noisy machine: a value no released code reads. To compare two variants
 // of a rule, make it read experiment_knob() for the experiment only; `convt_core_test --ab` then alternates the
-// knob between two values call by call and prints the timings of each (plans are cached apart for 0 and for
-// non-zero values, so compare 0, the released rule, with one other value).
+// knob between two values call by call and prints the timings of each (plans are cached apart for 0, odd and even
+// values, so compare 0, the released rule, with one other value, or an odd value with an even one).
 void set_experiment_knob_for_testing(int64_t v);
 int64_t experiment_knob();
 // Testing aid: a one-line description of the plan the next call with p would use (f64: dtype double, else float).
