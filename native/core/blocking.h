@@ -63,9 +63,9 @@ constexpr int64_t kPackPrefetch = 4;
 constexpr double kCopyCost = 32.0;
 
 // Cost of one call that copies or zero-fills a row of a direct-mode input block, in lane multiply-adds: ~13 cycles
-// of a core doing 32 lane-FMAs per cycle. Measured on Zen 5, 1 thread, with as many lanes either way: DCGAN 128->64
-// on 16x16, 18 block rows per channel copied in 3 calls each or each channel in 1 call, 6.2 -> 5.8 ms (~4 ns a call);
-// 16->16 on 32x32 42 -> 40 us.
+// of a core doing 32 lane-FMAs per cycle. Measured on Zen 5, 1 thread, calls alternating, as many lanes either way:
+// DCGAN 128->64 on 16x16, 16 images, 18 block rows per channel copied in 3 calls each or each channel in 1 call,
+// 7.0 -> 6.6 ms (~4 ns a call); 16->16 on 32x32 42 -> 40 us.
 constexpr double kCopyCallCost = 400.0;
 
 // Tap-exact cost model (choose_variant) walks every tile only when a phase has at most this many
