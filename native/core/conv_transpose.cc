@@ -730,9 +730,9 @@ Plan<T> make_plan(const Problem& p, const kernels::TypedSet<T>& ks, int forced_n
       cand.direct = mode == 2;
       double padded_cost = -1;
       const double c = cand.direct ? cost_direct(cand, &padded_cost) : cost_im2col(cand);
+      const double mode_cost = cand.direct ? padded_cost : c;
       Choice& ch = by_mode[mode];
-      ch.mode_cost = ch.mode_cost < 0 ? (cand.direct ? padded_cost : c)
-                                      : std::min(ch.mode_cost, cand.direct ? padded_cost : c);
+      ch.mode_cost = ch.mode_cost < 0 ? mode_cost : std::min(ch.mode_cost, mode_cost);
       if (ch.cost < 0 || c < ch.cost) {
         ch.cost = c;
         ch.plan = std::move(cand);

@@ -138,6 +138,20 @@ void interleave2_stream_f64(double* d, const double* a, const double* b, int64_t
 }
 void stream_fence() { _mm_sfence(); }
 
+// A vector to its destination: streamed when asked and d is aligned (transposes, depthwise pair rows).
+inline void put(float* d, __m512 v, bool stream) {
+  if (stream && line_aligned(d))
+    _mm512_stream_ps(d, v);
+  else
+    _mm512_storeu_ps(d, v);
+}
+inline void put(double* d, __m512d v, bool stream) {
+  if (stream && line_aligned(d))
+    _mm512_stream_pd(d, v);
+  else
+    _mm512_storeu_pd(d, v);
+}
+
 // DwPairRowsFn, float32: per row, blocks of 4 x 16 pairs (8 accumulators, so the FMA latency overlaps), each pair of
 // phase vectors interleaved in registers (vpermt2ps) and stored as two output vectors.
 void dw_pair_rows_f32(float* d, int64_t ldd, const float* in, int64_t ldin, const int64_t* toff0, const float* w0,
@@ -149,13 +163,6 @@ void dw_pair_rows_f32(float* d, int64_t ldd, const float* in, int64_t ldin, cons
   for (int64_t r = 0; r < nrows; ++r) {
     const float* row = in + r * ldin;
     float* dr = d + r * ldd;
-    const bool nt = stream && line_aligned(dr);
-    auto put = [&](float* p, __m512 v) {
-      if (nt)
-        _mm512_stream_ps(p, v);
-      else
-        _mm512_storeu_ps(p, v);
-    };
     int64_t l = 0;
     for (; l + 16 * U <= n; l += 16 * U) {
       __m512 a0[U], a1[U];
@@ -171,8 +178,8 @@ void dw_pair_rows_f32(float* d, int64_t ldd, const float* in, int64_t ldin, cons
         for (int u = 0; u < U; ++u) a1[u] = _mm512_fmadd_ps(_mm512_loadu_ps(s + 16 * u), wt, a1[u]);
       }
       for (int u = 0; u < U; ++u) {
-        put(dr + 2 * (l + 16 * u), _mm512_permutex2var_ps(a0[u], lo, a1[u]));
-        put(dr + 2 * (l + 16 * u) + 16, _mm512_permutex2var_ps(a0[u], hi, a1[u]));
+        put(dr + 2 * (l + 16 * u), _mm512_permutex2var_ps(a0[u], lo, a1[u]), stream);
+        put(dr + 2 * (l + 16 * u) + 16, _mm512_permutex2var_ps(a0[u], hi, a1[u]), stream);
       }
     }
     for (; l < n; l += 16) {  // single blocks; the last one may be partial (masked stores)
@@ -182,8 +189,8 @@ void dw_pair_rows_f32(float* d, int64_t ldd, const float* in, int64_t ldin, cons
       const __m512 v0 = _mm512_permutex2var_ps(a0, lo, a1), v1 = _mm512_permutex2var_ps(a0, hi, a1);
       const int64_t m = std::min<int64_t>(16, n - l);  // pairs in this block: 2m outputs
       if (m == 16) {
-        put(dr + 2 * l, v0);
-        put(dr + 2 * l + 16, v1);
+        put(dr + 2 * l, v0, stream);
+        put(dr + 2 * l + 16, v1, stream);
       } else {
         _mm512_mask_storeu_ps(dr + 2 * l, static_cast<__mmask16>((1u << std::min<int64_t>(16, 2 * m)) - 1), v0);
         if (2 * m > 16) _mm512_mask_storeu_ps(dr + 2 * l + 16, static_cast<__mmask16>((1u << (2 * m - 16)) - 1), v1);
@@ -215,20 +222,6 @@ inline void transpose16x16(__m512 r[16]) {
     r[8 + k] = _mm512_shuffle_f32x4(w0, w2, 0xdd);
     r[12 + k] = _mm512_shuffle_f32x4(w1, w3, 0xdd);
   }
-}
-
-// A transposed vector to its destination: streamed when asked and d is aligned (see TransposeFn).
-inline void put(float* d, __m512 v, bool stream) {
-  if (stream && (reinterpret_cast<uintptr_t>(d) & 63) == 0)
-    _mm512_stream_ps(d, v);
-  else
-    _mm512_storeu_ps(d, v);
-}
-inline void put(double* d, __m512d v, bool stream) {
-  if (stream && (reinterpret_cast<uintptr_t>(d) & 63) == 0)
-    _mm512_stream_pd(d, v);
-  else
-    _mm512_storeu_pd(d, v);
 }
 
 // TransposeFn for float32 rows of 16 (4x4 and 1x16 kernels' taps, 16 images) or 4 (2x2 kernels' taps, 4 images), 16 rows at a time.
